@@ -1,0 +1,468 @@
+/*
+ * cws_conn.c — the streaming connection engine (RFC 6455 §5, §6.2, §7).
+ *
+ * Pull style: cws_conn_parse takes bytes and returns at most one event. The common case — a whole
+ * unfragmented frame inside the fed buffer — is a straight line: parse the header in place, unmask
+ * and validate the payload in place in one pass, return an event that points into the caller's
+ * buffer. Only the uncommon cases pay:
+ *   - a header split across calls is collected in `hbuf` (at most 14 bytes);
+ *   - a control frame split across calls is collected in `cbuf` (at most 125 bytes);
+ *   - a fragmented message, or a data frame split across calls, is appended to the reassembly
+ *     buffer, which grows as bytes arrive (never ahead of them) and never past max_message_size,
+ *     because every frame's length is checked against the limit on its header.
+ * UTF-8 of text messages is validated as the bytes arrive (fail fast), with the state carried
+ * across chunks and fragments in `utf8`.
+ */
+#include "cws_internal.h"
+
+#include <stdlib.h>
+
+struct cws_conn {
+    /* Per-call state flags, together in one 8-byte word so the fast path tests them with one
+     * load (uWS keeps its whole per-socket parser state to a few words for the same reason). */
+    union {
+        struct {
+            uint8_t closed;     /* a close event was returned */
+            uint8_t in_frame;   /* header parsed, payload bytes pending */
+            uint8_t hlen;       /* header bytes collected in hbuf (split headers only) */
+            uint8_t msg_open;   /* a non-FIN data frame started a fragmented message */
+            uint8_t reset_rbuf; /* the reassembly buffer was handed out: empty it on the next call */
+            uint8_t failed;     /* `error` is set */
+            uint8_t unused[2];
+        } f;
+        uint64_t any; /* zero when every flag is clear */
+    } flags;
+
+    uint8_t mask_bit;    /* 0x80 when frames must be masked (server role), else 0 */
+    uint8_t small_limit; /* largest 7-bit payload the fast path may accept (limits included) */
+    cws_allocator alloc;
+    uint64_t max_message;
+    uint64_t max_frame;
+    cws_role role;
+    uint8_t allowed_rsv;
+
+    int error; /* latched -2xx/-5xx status, 0 while healthy */
+
+    /* current frame */
+    uint8_t hbuf[CWS_MAX_HEADER_SIZE];
+    cws_frame_header fh;
+    uint64_t frame_got; /* payload bytes of the current frame seen so far */
+
+    /* current message */
+    uint8_t msg_opcode;   /* TEXT or BINARY */
+    uint8_t msg_rsv;      /* RSV bits of the first frame */
+    uint8_t msg_validate; /* validate UTF-8 as bytes arrive */
+    uint64_t msg_len;     /* payload bytes of the message so far */
+    cws_utf8_stream utf8;
+
+    uint8_t *rbuf; /* reassembly buffer, owned */
+    size_t rcap;
+    size_t rlen;
+
+    uint8_t cbuf[125]; /* control payload split across calls */
+};
+
+/* Reassembly capacity kept between messages; a larger buffer is returned to the allocator once
+ * its message is delivered, so an idle connection does not hold a big message's memory. */
+#define CWS__KEEP_RBUF 65536u
+
+static void *cws__default_alloc(size_t n, void *u) { (void)u; return malloc(n); }
+static void *cws__default_realloc(void *p, size_t n, void *u) { (void)u; return realloc(p, n); }
+static void cws__default_free(void *p, void *u) { (void)u; free(p); }
+
+void cws_config_init(cws_config *cfg, cws_role role) {
+    if (cfg == NULL) return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->role = role;
+    cfg->max_message_size = 65536;
+    cfg->max_frame_size = 65536;
+    cfg->allowed_rsv = 0;
+    cfg->allocator = NULL;
+}
+
+int cws_conn_new(const cws_config *cfg, cws_conn **out) {
+    if (cfg == NULL || out == NULL) return CWS_ERR_INVALID_ARGUMENT;
+    if ((cfg->role != CWS_ROLE_SERVER && cfg->role != CWS_ROLE_CLIENT) ||
+        cfg->max_message_size == 0 || cfg->max_frame_size == 0 || (cfg->allowed_rsv & ~0x70))
+        return CWS_ERR_INVALID_ARGUMENT;
+    cws_allocator a;
+    if (cfg->allocator) {
+        a = *cfg->allocator;
+        if (a.alloc == NULL || a.free == NULL) return CWS_ERR_INVALID_ARGUMENT;
+    } else {
+        a.alloc = cws__default_alloc;
+        a.realloc = cws__default_realloc;
+        a.free = cws__default_free;
+        a.user = NULL;
+    }
+    cws_conn *c = (cws_conn *)a.alloc(sizeof *c, a.user);
+    if (c == NULL) return CWS_ERR_NOMEM;
+    memset(c, 0, sizeof *c);
+    c->alloc = a;
+    c->role = cfg->role;
+    c->max_message = cfg->max_message_size;
+    c->max_frame = cfg->max_frame_size;
+    c->allowed_rsv = cfg->allowed_rsv;
+    c->mask_bit = cfg->role == CWS_ROLE_SERVER ? 0x80 : 0;
+    uint64_t lim = 125;
+    if (c->max_frame < lim) lim = c->max_frame;
+    if (c->max_message < lim) lim = c->max_message;
+    c->small_limit = (uint8_t)lim;
+    *out = c;
+    return CWS_OK;
+}
+
+void cws_conn_free(cws_conn *c) {
+    if (c == NULL) return;
+    if (c->rbuf) c->alloc.free(c->rbuf, c->alloc.user);
+    c->alloc.free(c, c->alloc.user);
+}
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+
+static int cws__fail(cws_conn *c, int status, cws_event *ev) {
+    c->error = status;
+    c->flags.f.failed = 1;
+    const char *why = cws_strerror(status);
+    ev->type = CWS_EVENT_ERROR;
+    ev->data = why;
+    ev->offset = 0;
+    ev->length = strlen(why);
+    ev->in_input = 0;
+    ev->rsv = 0;
+    ev->close_code = cws_status_close_code(status);
+    return status;
+}
+
+/* Grows the reassembly buffer to hold `need` bytes. `need` never exceeds max_message (checked on
+ * every frame header), so neither does the capacity. */
+static int cws__reserve(cws_conn *c, size_t need) {
+    if (need <= c->rcap) return CWS_OK;
+    size_t cap = c->rcap ? c->rcap * 2 : 1024;
+    if (cap < need) cap = need;
+    if ((uint64_t)cap > c->max_message) cap = (size_t)c->max_message;
+    if (cap < need) cap = need;
+    uint8_t *p;
+    if (c->alloc.realloc) {
+        p = (uint8_t *)c->alloc.realloc(c->rbuf, cap, c->alloc.user);
+        if (p == NULL) return CWS_ERR_NOMEM;
+    } else {
+        p = (uint8_t *)c->alloc.alloc(cap, c->alloc.user);
+        if (p == NULL) return CWS_ERR_NOMEM;
+        if (c->rlen) memcpy(p, c->rbuf, c->rlen);
+        if (c->rbuf) c->alloc.free(c->rbuf, c->alloc.user);
+    }
+    c->rbuf = p;
+    c->rcap = cap;
+    return CWS_OK;
+}
+
+/* Unmasks p[0..n) in place (when the frame is masked) at payload position `pos`, and validates it
+ * as the next piece of a text message when `validate`. */
+static int cws__unmask_validate(cws_conn *c, uint8_t *p, size_t n, uint64_t pos, bool validate) {
+    if (validate) {
+        int st = c->fh.masked
+                     ? cws_unmask_utf8_stream(&c->utf8, p, n, c->fh.mask_key, (uint32_t)(pos & 3))
+                     : cws_utf8_stream_feed(&c->utf8, p, n);
+        if (CWS_UNLIKELY(st != CWS_OK)) return CWS_ERR_INVALID_UTF8;
+    } else if (c->fh.masked) {
+        (void)cws_mask(p, n, c->fh.mask_key, (uint32_t)(pos & 3));
+    }
+    return CWS_OK;
+}
+
+/* Checks a new frame's header against the message state and the limits (RFC 6455 §5.4). */
+static int cws__begin_frame(cws_conn *c) {
+    const cws_frame_header *h = &c->fh;
+    uint64_t plen = h->payload_length;
+    if (h->opcode & 0x8) {
+        /* Control frames: FIN and <= 125 bytes were checked with the header. No extension defines
+         * RSV bits for them (RFC 7692 §6: RSV1 only on data frames). */
+        return h->rsv ? CWS_ERR_RESERVED_BITS : CWS_OK;
+    }
+    if (plen > c->max_frame) return CWS_ERR_FRAME_TOO_BIG;
+    if (h->opcode == CWS_OP_CONTINUATION) {
+        if (!c->flags.f.msg_open) return CWS_ERR_UNEXPECTED_CONTINUATION;
+        /* RFC 7692 §6.1: RSV1 marks the first frame of a compressed message only; no other
+         * extension is defined, so any RSV bit on a continuation frame is an error. */
+        if (h->rsv) return CWS_ERR_RESERVED_BITS;
+        if (plen > c->max_message - c->msg_len) return CWS_ERR_MESSAGE_TOO_BIG;
+        return CWS_OK;
+    }
+    if (c->flags.f.msg_open) return CWS_ERR_EXPECTED_CONTINUATION;
+    if (plen > c->max_message) return CWS_ERR_MESSAGE_TOO_BIG;
+    c->msg_opcode = h->opcode;
+    c->msg_rsv = h->rsv;
+    /* A message with RSV bits belongs to the extension that set them (e.g. compressed text is
+     * validated after inflation), so only plain text is validated here. */
+    c->msg_validate = (h->opcode == CWS_OP_TEXT && h->rsv == 0);
+    c->msg_len = 0;
+    c->flags.f.msg_open = h->fin ? 0 : 1;
+    if (c->msg_validate) cws_utf8_stream_init(&c->utf8);
+    return CWS_OK;
+}
+
+/* Fills *ev for the completed control frame whose payload is p[0..n), already unmasked. When
+ * in_input, p lies in the caller's buffer at `offset`. Close frames: RFC 6455 §5.5.1, §7.4. */
+static int cws__control_event(cws_conn *c, const uint8_t *p, size_t n, size_t offset,
+                              uint8_t in_input, cws_event *ev) {
+    ev->in_input = in_input;
+    ev->offset = in_input ? offset : 0;
+    ev->rsv = 0;
+    ev->close_code = 0;
+    ev->data = n ? p : NULL;
+    ev->length = n;
+    if (c->fh.opcode == CWS_OP_PING) {
+        ev->type = CWS_EVENT_PING;
+    } else if (c->fh.opcode == CWS_OP_PONG) {
+        ev->type = CWS_EVENT_PONG;
+    } else {
+        if (n == 1) return CWS_ERR_CLOSE_PAYLOAD;
+        uint16_t code = CWS_CLOSE_NO_STATUS; /* reported, never sent */
+        if (n >= 2) {
+            code = (uint16_t)((p[0] << 8) | p[1]);
+            if (!cws_close_code_is_valid(code)) return CWS_ERR_CLOSE_CODE;
+            if (cws_utf8_validate(p + 2, n - 2) != CWS_OK) return CWS_ERR_CLOSE_REASON_UTF8;
+            /* The payload handed out is the reason alone. */
+            ev->data = n > 2 ? p + 2 : NULL;
+            ev->length = n - 2;
+            if (in_input) ev->offset = offset + 2;
+        }
+        ev->type = CWS_EVENT_CLOSE;
+        ev->close_code = code;
+        c->flags.f.closed = 1;
+    }
+    return CWS_OK;
+}
+
+/* ---- the parser ------------------------------------------------------------------------------- */
+
+int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_event *ev) {
+    size_t dummy;
+    if (consumed == NULL) consumed = &dummy;
+    *consumed = 0;
+    /* The small-frame fast path: a whole FIN text/binary frame with a 7-bit length and no RSV
+     * bits, at a frame boundary, with no message open. This is most frames of a chat or an RPC
+     * protocol, so it is done here in a straight line, without the general header parser, the
+     * kernel dispatch or the streaming validator. */
+    if (CWS_LIKELY(c != NULL && ev != NULL && buf != NULL && len >= 2 && c->flags.any == 0)) {
+        uint8_t *in = (uint8_t *)buf;
+        const uint8_t b0 = in[0], b1 = in[1];
+        const size_t n = b1 & 0x7F;
+        const bool masked = (b1 & 0x80) != 0;
+        const size_t h = masked ? 6 : 2;
+        if ((b0 == 0x81 || b0 == 0x82) && n <= c->small_limit && (b1 & 0x80) == c->mask_bit &&
+            len >= h + n) {
+            uint8_t *p = in + h;
+            uint64_t hi = 0;
+            if (masked) {
+                uint32_t k32 = cws__load32(in + 2);
+                uint64_t k64 = ((uint64_t)k32 << 32) | k32;
+                size_t i = 0;
+                for (; i + 8 <= n; i += 8) {
+                    uint64_t w = cws__load64(p + i) ^ k64;
+                    cws__store64(p + i, w);
+                    hi |= w;
+                }
+                for (; i < n; i++) {
+                    p[i] ^= in[2 + (i & 3)];
+                    hi |= p[i];
+                }
+            } else if (b0 == 0x81) {
+                size_t i = 0;
+                for (; i + 8 <= n; i += 8) hi |= cws__load64(p + i);
+                for (; i < n; i++) hi |= p[i];
+            }
+            /* All ASCII (no byte with its top bit set) is valid UTF-8; only other text pays for
+             * the validator. */
+            if (b0 == 0x81 && (hi & 0x8080808080808080ull) && cws_utf8_validate(p, n) != CWS_OK) {
+                return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
+            }
+            *consumed = h + n;
+            ev->type = b0 & 0x0F;
+            ev->data = n ? p : NULL;
+            ev->offset = h;
+            ev->length = n;
+            ev->in_input = 1;
+            ev->rsv = 0;
+            ev->close_code = 0;
+            return CWS_OK;
+        }
+    }
+
+    if (c == NULL || ev == NULL || (buf == NULL && len != 0)) return CWS_ERR_INVALID_ARGUMENT;
+    if (CWS_UNLIKELY(c->flags.f.failed)) {
+        int st = c->error;
+        return cws__fail(c, st, ev);
+    }
+    if (CWS_UNLIKELY(c->flags.f.closed)) {
+        *consumed = len;
+        return CWS_CLOSED;
+    }
+    if (c->flags.f.reset_rbuf) {
+        c->flags.f.reset_rbuf = 0;
+        c->rlen = 0;
+        if (c->rcap > CWS__KEEP_RBUF) {
+            c->alloc.free(c->rbuf, c->alloc.user);
+            c->rbuf = NULL;
+            c->rcap = 0;
+        }
+    }
+
+    uint8_t *in = (uint8_t *)buf;
+    size_t pos = 0;
+    int st;
+
+    for (;;) {
+        if (!c->flags.f.in_frame) {
+            /* ---- header ---- */
+            if (CWS_LIKELY(c->flags.f.hlen == 0)) {
+                st = cws_frame_header_parse(in + pos, len - pos, c->role, c->allowed_rsv, &c->fh,
+                                            NULL);
+                if (CWS_LIKELY(st == CWS_OK)) {
+                    pos += c->fh.header_length;
+                } else if (st == CWS_WANT_READ) {
+                    /* Fewer than 14 bytes are left: keep them aside (uWS's "spill"). */
+                    size_t rest = len - pos;
+                    if (rest) memcpy(c->hbuf, in + pos, rest);
+                    c->flags.f.hlen = (uint8_t)rest;
+                    *consumed = len;
+                    return CWS_WANT_READ;
+                } else {
+                    *consumed = pos;
+                    return cws__fail(c, st, ev);
+                }
+            } else {
+                /* Complete a split header from hbuf, taking only the bytes it still needs. */
+                size_t need = 0;
+                for (;;) {
+                    st = cws_frame_header_parse(c->hbuf, c->flags.f.hlen, c->role, c->allowed_rsv, &c->fh,
+                                                &need);
+                    if (st == CWS_OK) break;
+                    if (st != CWS_WANT_READ) {
+                        *consumed = pos;
+                        return cws__fail(c, st, ev);
+                    }
+                    if (pos == len) {
+                        *consumed = len;
+                        return CWS_WANT_READ;
+                    }
+                    size_t take = need - c->flags.f.hlen;
+                    if (take > len - pos) take = len - pos;
+                    memcpy(c->hbuf + c->flags.f.hlen, in + pos, take);
+                    c->flags.f.hlen = (uint8_t)(c->flags.f.hlen + take);
+                    pos += take;
+                }
+                c->flags.f.hlen = 0;
+            }
+            st = cws__begin_frame(c);
+            if (CWS_UNLIKELY(st != CWS_OK)) {
+                *consumed = pos;
+                return cws__fail(c, st, ev);
+            }
+            c->flags.f.in_frame = 1;
+            c->frame_got = 0;
+        }
+
+        /* ---- payload ---- */
+        const uint64_t plen = c->fh.payload_length;
+        const size_t avail = len - pos;
+        uint8_t *p = in + pos;
+
+        if (c->fh.opcode & 0x8) {
+            /* Control frame (RFC 6455 §5.5): at most 125 bytes, may sit between fragments. */
+            if (c->frame_got == 0 && avail >= plen) {
+                size_t n = (size_t)plen;
+                if (c->fh.masked) (void)cws_mask(p, n, c->fh.mask_key, 0);
+                c->flags.f.in_frame = 0;
+                pos += n;
+                *consumed = pos;
+                st = cws__control_event(c, p, n, (size_t)(p - in), 1, ev);
+                return st == CWS_OK ? st : cws__fail(c, st, ev);
+            }
+            size_t take = (size_t)(plen - c->frame_got);
+            if (take > avail) take = avail;
+            memcpy(c->cbuf + c->frame_got, p, take);
+            if (c->fh.masked)
+                (void)cws_mask(c->cbuf + c->frame_got, take, c->fh.mask_key,
+                               (uint32_t)(c->frame_got & 3));
+            c->frame_got += take;
+            pos += take;
+            if (c->frame_got < plen) {
+                *consumed = len;
+                return CWS_WANT_READ;
+            }
+            c->flags.f.in_frame = 0;
+            *consumed = pos;
+            st = cws__control_event(c, c->cbuf, (size_t)plen, 0, 0, ev);
+            return st == CWS_OK ? st : cws__fail(c, st, ev);
+        }
+
+        /* Data frame. The fast path: a whole unfragmented message inside the input, delivered in
+         * place with no copy. */
+        if (CWS_LIKELY(c->fh.fin && c->fh.opcode != CWS_OP_CONTINUATION && c->frame_got == 0 &&
+                       avail >= plen)) {
+            size_t n = (size_t)plen;
+            st = cws__unmask_validate(c, p, n, 0, c->msg_validate);
+            if (st == CWS_OK && c->msg_validate) st = cws_utf8_stream_finish(&c->utf8);
+            if (CWS_UNLIKELY(st != CWS_OK)) {
+                *consumed = pos;
+                return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
+            }
+            c->flags.f.in_frame = 0;
+            pos += n;
+            *consumed = pos;
+            ev->type = c->msg_opcode;
+            ev->data = n ? p : NULL;
+            ev->offset = (size_t)(p - in);
+            ev->length = n;
+            ev->in_input = 1;
+            ev->rsv = c->msg_rsv;
+            ev->close_code = 0;
+            return CWS_OK;
+        }
+
+        /* Slow path: copy what is here into the reassembly buffer. */
+        size_t take = (size_t)(plen - c->frame_got);
+        if (take > avail) take = avail;
+        if (take) {
+            st = cws__unmask_validate(c, p, take, c->frame_got, c->msg_validate);
+            if (CWS_UNLIKELY(st != CWS_OK)) {
+                *consumed = pos;
+                return cws__fail(c, st, ev);
+            }
+            st = cws__reserve(c, c->rlen + take);
+            if (CWS_UNLIKELY(st != CWS_OK)) {
+                *consumed = pos;
+                return cws__fail(c, st, ev);
+            }
+            memcpy(c->rbuf + c->rlen, p, take);
+            c->rlen += take;
+            c->frame_got += take;
+            c->msg_len += take;
+            pos += take;
+        }
+        if (c->frame_got < plen) {
+            *consumed = len;
+            return CWS_WANT_READ;
+        }
+        c->flags.f.in_frame = 0;
+        if (!c->fh.fin) continue; /* more fragments to come: next header */
+
+        if (c->msg_validate && cws_utf8_stream_finish(&c->utf8) != CWS_OK) {
+            *consumed = pos;
+            return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
+        }
+        c->flags.f.msg_open = 0;
+        c->flags.f.reset_rbuf = 1;
+        *consumed = pos;
+        ev->type = c->msg_opcode;
+        ev->data = c->rlen ? c->rbuf : NULL;
+        ev->offset = 0;
+        ev->length = c->rlen;
+        ev->in_input = 0;
+        ev->rsv = c->msg_rsv;
+        ev->close_code = 0;
+        return CWS_OK;
+    }
+}

@@ -1,0 +1,62 @@
+/*
+ * cws_internal.h — internal declarations shared by the engine's .c files. Never installed.
+ */
+#ifndef CWS_INTERNAL_H
+#define CWS_INTERNAL_H
+
+#include "cws.h"
+
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CWS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CWS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CWS_INLINE static inline __attribute__((always_inline))
+#else
+#define CWS_LIKELY(x) (x)
+#define CWS_UNLIKELY(x) (x)
+#define CWS_INLINE static inline
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CWS_X86_64 1
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define CWS_ARM64 1
+#endif
+
+/* Unaligned loads and stores through memcpy: never through casted pointers (UB). */
+CWS_INLINE uint64_t cws__load64(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+CWS_INLINE void cws__store64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+CWS_INLINE uint32_t cws__load32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+#endif /* CWS_INTERNAL_H */
+
+/* ---- cws_cpu.c: CPU features, read once (write-once cache; racing first calls agree). ---- */
+enum {
+    CWS__CPU_SSE2 = 1u << 0,
+    CWS__CPU_SSSE3 = 1u << 1,
+    CWS__CPU_SSE41 = 1u << 2,
+    CWS__CPU_AVX2 = 1u << 3,
+    CWS__CPU_NEON = 1u << 4
+};
+uint32_t cws__cpu_features(void);
+
+/* ---- cws_mask.c: mask kernels ----
+ * Each XORs p[0..n) with the repeating 4-byte pattern `key32`: the masking key already rotated so
+ * that its first byte applies to p[0], loaded with memcpy (native byte order). Build it with
+ * cws__rotated_key. Kernels that the CPU/compiler lacks are not declared/defined. */
+CWS_INLINE uint32_t cws__rotated_key(const void *key, uint32_t phase) {
+    const uint8_t *k = (const uint8_t *)key;
+    uint8_t r[4] = {k[phase & 3], k[(phase + 1) & 3], k[(phase + 2) & 3], k[(phase + 3) & 3]};
+    return cws__load32(r);
+}
+void cws__mask_reference(uint8_t *p, size_t n, uint32_t key32);
+void cws__mask_word(uint8_t *p, size_t n, uint32_t key32);
+#if CWS_X86_64
+void cws__mask_sse2(uint8_t *p, size_t n, uint32_t key32);
+void cws__mask_avx2(uint8_t *p, size_t n, uint32_t key32);
+#endif
+#if CWS_ARM64
+void cws__mask_neon(uint8_t *p, size_t n, uint32_t key32);
+#endif

@@ -1,0 +1,398 @@
+/*
+ * cws.h — the whole public API of the Sockets C protocol engine (RFC 6455).
+ *
+ * Sans-IO: the engine never reads or writes a socket. Bytes go in (cws_conn_parse), events come
+ * out one at a time; frame headers are written into caller memory (cws_frame_header_write) so a
+ * payload can follow them in a gather write without being copied.
+ *
+ * Conventions
+ *   - Every function that can fail returns an `int` holding a `cws_status`: CWS_OK (0) or a negative
+ *     code. Counts come back through out-parameters.
+ *   - Byte buffers are `void *` / `const void *` plus a `size_t` length. `buf` may be NULL when its
+ *     length is 0.
+ *   - Nothing here prints, aborts, reads the environment or keeps global mutable state, except the
+ *     write-once kernel table that is filled on first use from the CPU's features.
+ *   - Ownership of every buffer is written next to each declaration.
+ *
+ * C11; includes only <stddef.h>, <stdint.h> and <stdbool.h>.
+ */
+#ifndef CWS_H
+#define CWS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CWS_NODISCARD __attribute__((warn_unused_result))
+#else
+#define CWS_NODISCARD
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Status codes
+ *
+ * Grouped by hundreds: -1xx "want" (not an error), -2xx protocol violations by the peer (each maps
+ * to a close code, see cws_status_close_code), -3xx bad arguments from the caller, -5xx fatal.
+ * A connection that returned a -2xx or -5xx status keeps returning it: the only useful calls left
+ * are cws_conn_free and the writers (to send the close frame).
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum cws_status {
+    CWS_OK = 0,
+
+    /* -1xx: want */
+    CWS_WANT_READ = -101,   /* all input consumed, no complete event yet: feed more bytes */
+    CWS_CLOSED = -102,      /* a close frame was already delivered; input after it is discarded */
+    CWS_DONE = -103,        /* an iterator (cws_fragmenter_next) has nothing left */
+
+    /* -2xx: protocol errors (peer's fault); see cws_status_close_code */
+    CWS_ERR_RESERVED_OPCODE = -201,        /* opcode 3-7 or 0xB-0xF (1002) */
+    CWS_ERR_RESERVED_BITS = -202,          /* RSV bit that no negotiated extension allows (1002) */
+    CWS_ERR_CONTROL_FRAGMENTED = -203,     /* control frame without FIN (1002) */
+    CWS_ERR_CONTROL_TOO_LONG = -204,       /* control frame payload > 125 bytes (1002) */
+    CWS_ERR_LENGTH_TOP_BIT = -205,         /* 64-bit payload length with the top bit set (1002) */
+    CWS_ERR_UNMASKED = -206,               /* unmasked frame from a client (server role) (1002) */
+    CWS_ERR_MASKED = -207,                 /* masked frame from a server (client role) (1002) */
+    CWS_ERR_UNEXPECTED_CONTINUATION = -208,/* continuation frame with no message in progress (1002) */
+    CWS_ERR_EXPECTED_CONTINUATION = -209,  /* new data frame while a fragmented one is open (1002) */
+    CWS_ERR_CLOSE_PAYLOAD = -210,          /* close frame with a 1-byte payload (1002) */
+    CWS_ERR_CLOSE_CODE = -211,             /* close code not valid on the wire (1002) */
+    CWS_ERR_INVALID_UTF8 = -212,           /* text message is not UTF-8 (1007) */
+    CWS_ERR_CLOSE_REASON_UTF8 = -213,      /* close reason is not UTF-8 (1007) */
+    CWS_ERR_MESSAGE_TOO_BIG = -214,        /* message exceeds max_message_size (1009) */
+    CWS_ERR_FRAME_TOO_BIG = -215,          /* frame exceeds max_frame_size (1009) */
+
+    /* -3xx: caller errors; nothing was changed */
+    CWS_ERR_INVALID_ARGUMENT = -301,
+    CWS_ERR_BUFFER_TOO_SMALL = -302,
+    CWS_ERR_INVALID_CLOSE_CODE = -303,     /* asked to send a close code not valid on the wire */
+    CWS_ERR_INVALID_KEY = -304,            /* Sec-WebSocket-Key is not base64 of 16 bytes */
+
+    /* -5xx: fatal */
+    CWS_ERR_FATAL = -500,                  /* threshold: status <= CWS_ERR_FATAL is fatal */
+    CWS_ERR_NOMEM = -501                   /* the allocator failed (1011) */
+} cws_status;
+
+/* The close code to send for a status: 1002 protocol error, 1007 invalid payload data, 1009
+ * message too big, 1011 internal error. Returns 0 for statuses that are not peer/fatal errors. */
+uint16_t cws_status_close_code(int status);
+
+/* A short static, NUL-terminated English description of a status (never NULL, never freed). */
+const char *cws_strerror(int status);
+
+/* ------------------------------------------------------------------------------------------------
+ * Opcodes, close codes, roles
+ * ---------------------------------------------------------------------------------------------- */
+enum {
+    CWS_OP_CONTINUATION = 0x0,
+    CWS_OP_TEXT = 0x1,
+    CWS_OP_BINARY = 0x2,
+    CWS_OP_CLOSE = 0x8,
+    CWS_OP_PING = 0x9,
+    CWS_OP_PONG = 0xA
+};
+
+/* RSV bits as they sit in the first header byte. */
+enum { CWS_RSV1 = 0x40, CWS_RSV2 = 0x20, CWS_RSV3 = 0x10 };
+
+enum {
+    CWS_CLOSE_NORMAL = 1000,
+    CWS_CLOSE_GOING_AWAY = 1001,
+    CWS_CLOSE_PROTOCOL_ERROR = 1002,
+    CWS_CLOSE_UNSUPPORTED_DATA = 1003,
+    CWS_CLOSE_NO_STATUS = 1005,      /* reported to the application, never sent */
+    CWS_CLOSE_ABNORMAL = 1006,       /* reported to the application, never sent */
+    CWS_CLOSE_INVALID_PAYLOAD = 1007,
+    CWS_CLOSE_POLICY_VIOLATION = 1008,
+    CWS_CLOSE_MESSAGE_TOO_BIG = 1009,
+    CWS_CLOSE_MANDATORY_EXTENSION = 1010,
+    CWS_CLOSE_INTERNAL_ERROR = 1011
+};
+
+/* True when `code` may appear in a close frame on the wire (RFC 6455 §7.4): 1000-1003,
+ * 1007-1011 and 3000-4999. False for 1004, 1005, 1006, 1015 and everything else. */
+bool cws_close_code_is_valid(uint16_t code);
+
+typedef enum cws_role {
+    CWS_ROLE_SERVER = 0, /* receives masked frames, sends unmasked ones */
+    CWS_ROLE_CLIENT = 1  /* receives unmasked frames, sends masked ones */
+} cws_role;
+
+/* ------------------------------------------------------------------------------------------------
+ * SIMD kernels and their dispatch
+ *
+ * Masking and UTF-8 validation each have a byte-wise reference, a portable 64-bit word version and
+ * SIMD versions. The plain functions (cws_mask, cws_utf8_validate, ...) use the fastest available
+ * kernel for the length at hand, chosen once from the CPU's features. The *_with variants run one
+ * named kernel, for tests, fuzzers and benchmarks.
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum cws_kernel {
+    CWS_KERNEL_AUTO = 0,      /* the dispatched choice */
+    CWS_KERNEL_REFERENCE = 1, /* byte at a time: the obvious code the others are tested against */
+    CWS_KERNEL_WORD = 2,      /* portable 64-bit words */
+    CWS_KERNEL_SSE = 3,       /* x86-64: SSE2 for masking, SSSE3+SSE4.1 for UTF-8 */
+    CWS_KERNEL_AVX2 = 4,      /* x86-64 with AVX2 */
+    CWS_KERNEL_NEON = 5       /* arm64 */
+} cws_kernel;
+
+/* True when kernel `k` can run on this CPU for masking / for UTF-8 validation. AUTO, REFERENCE
+ * and WORD are always available. */
+bool cws_mask_kernel_available(cws_kernel k);
+bool cws_utf8_kernel_available(cws_kernel k);
+
+/* Static name of a kernel ("reference", "word", "sse", "avx2", "neon", "auto"). */
+const char *cws_kernel_name(cws_kernel k);
+
+/* The kernel the dispatcher uses for masking / UTF-8 on a large buffer on this CPU. */
+cws_kernel cws_mask_kernel_selected(void);
+cws_kernel cws_utf8_kernel_selected(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Masking (RFC 6455 §5.3)
+ * ---------------------------------------------------------------------------------------------- */
+
+/* XORs buf[0..len) in place with the 4-byte masking key `key` (the 4 bytes as they are on the
+ * wire), starting at key byte `phase & 3`. Returns the phase for the next byte, (phase + len) & 3,
+ * so a payload can be unmasked across chunks. Masking is its own inverse.
+ * buf is the caller's and is only touched inside [0, len); key is read, not kept. Never allocates. */
+uint32_t cws_mask(void *buf, size_t len, const void *key, uint32_t phase);
+
+/* The same with one named kernel. An unavailable kernel falls back to the reference. */
+uint32_t cws_mask_with(cws_kernel k, void *buf, size_t len, const void *key, uint32_t phase);
+
+/* ------------------------------------------------------------------------------------------------
+ * UTF-8 validation (RFC 3629; RFC 6455 §8.1)
+ *
+ * Rejects overlong forms, surrogates (U+D800-DFFF), code points above U+10FFFF, stray continuation
+ * bytes, bytes F5-FF and C0/C1, and truncated sequences at the end of the input.
+ * ---------------------------------------------------------------------------------------------- */
+
+/* Validates a complete text: CWS_OK or CWS_ERR_INVALID_UTF8. Reads buf[0..len) only. */
+CWS_NODISCARD int cws_utf8_validate(const void *buf, size_t len);
+CWS_NODISCARD int cws_utf8_validate_with(cws_kernel k, const void *buf, size_t len);
+
+/* Streaming validation of a text that arrives in pieces (chunks, fragments). The struct is the
+ * caller's (embed it anywhere, no allocation); its fields are private. */
+typedef struct cws_utf8_stream {
+    uint8_t partial[4];   /* bytes of a sequence cut by the end of the last piece */
+    uint32_t partial_len; /* how many of them (0-3) */
+} cws_utf8_stream;
+
+/* Starts a new text. */
+void cws_utf8_stream_init(cws_utf8_stream *s);
+
+/* Feeds the next piece. Fails fast: returns CWS_ERR_INVALID_UTF8 as soon as the bytes seen so far
+ * cannot begin a valid UTF-8 text; a sequence cut by the end of this piece is kept (at most 3
+ * bytes, copied into *s) and is not an error until cws_utf8_stream_finish. Reads buf[0..len) only;
+ * buf is not kept. After an error the stream stays failed until re-initialised. */
+CWS_NODISCARD int cws_utf8_stream_feed(cws_utf8_stream *s, const void *buf, size_t len);
+CWS_NODISCARD int cws_utf8_stream_feed_with(cws_kernel k, cws_utf8_stream *s, const void *buf,
+                                            size_t len);
+
+/* Ends the text: CWS_ERR_INVALID_UTF8 if a sequence is still incomplete, else CWS_OK. */
+CWS_NODISCARD int cws_utf8_stream_finish(const cws_utf8_stream *s);
+
+/* Fused decode: unmasks buf[0..len) in place (key, phase as in cws_mask) and feeds the unmasked
+ * bytes to the stream, in one pass over memory where the kernel allows. On CWS_OK all of buf is
+ * unmasked; on CWS_ERR_INVALID_UTF8 how much of buf was unmasked is unspecified. */
+CWS_NODISCARD int cws_unmask_utf8_stream(cws_utf8_stream *s, void *buf, size_t len, const void *key,
+                                         uint32_t phase);
+CWS_NODISCARD int cws_unmask_utf8_stream_with(cws_kernel k, cws_utf8_stream *s, void *buf,
+                                              size_t len, const void *key, uint32_t phase);
+
+/* ------------------------------------------------------------------------------------------------
+ * Frame headers (RFC 6455 §5.2)
+ * ---------------------------------------------------------------------------------------------- */
+
+/* The largest frame header: 2 + 8 (64-bit length) + 4 (masking key). */
+#define CWS_MAX_HEADER_SIZE 14
+/* The largest control frame: header + 125 payload bytes. */
+#define CWS_MAX_CONTROL_FRAME_SIZE (CWS_MAX_HEADER_SIZE + 125)
+
+typedef struct cws_frame_header {
+    uint64_t payload_length;
+    uint8_t fin;           /* 1 when FIN is set */
+    uint8_t rsv;           /* RSV bits in place: a combination of CWS_RSV1/2/3 */
+    uint8_t opcode;        /* 0x0-0xF */
+    uint8_t masked;        /* 1 when a masking key follows */
+    uint8_t mask_key[4];   /* valid when masked */
+    uint8_t header_length; /* 2-14: bytes the header took */
+} cws_frame_header;
+
+/* Parses one frame header from buf[0..len) and checks it in the given role:
+ *   - CWS_OK: *hdr is filled; the payload starts at buf + hdr->header_length.
+ *   - CWS_WANT_READ: the header is incomplete; *needed (if not NULL) is the total header length
+ *     known so far to be required (2 until the second byte is seen).
+ *   - CWS_ERR_RESERVED_OPCODE, CWS_ERR_RESERVED_BITS (bits outside `allowed_rsv`),
+ *     CWS_ERR_CONTROL_FRAGMENTED, CWS_ERR_CONTROL_TOO_LONG, CWS_ERR_LENGTH_TOP_BIT,
+ *     CWS_ERR_UNMASKED (server role), CWS_ERR_MASKED (client role).
+ * The checks that need only the first two bytes are made as soon as they are present, so an
+ * error can come back before the whole header has arrived. Reads buf[0..len) only. */
+CWS_NODISCARD int cws_frame_header_parse(const void *buf, size_t len, cws_role role,
+                                         uint8_t allowed_rsv, cws_frame_header *hdr,
+                                         size_t *needed);
+
+/* Writes a frame header into out[0..cap): FIN if `fin`, RSV bits `rsv`, `opcode`, the shortest
+ * length form for `payload_length`, and the masking key when `mask_key` is not NULL (4 bytes;
+ * client role). The payload is not written: send it after the header (a gather write). A masked
+ * frame's payload must be masked by the caller (cws_mask, phase 0) before it is sent.
+ * Sets *written to 2-14. Errors: CWS_ERR_BUFFER_TOO_SMALL (nothing written), CWS_ERR_INVALID_ARGUMENT
+ * for a reserved opcode, RSV bits outside 0x70, a fragmented or >125-byte control frame, or a
+ * length with the top bit set. out is the caller's; nothing is kept. */
+CWS_NODISCARD int cws_frame_header_write(void *out, size_t cap, size_t *written, bool fin,
+                                         uint8_t rsv, uint8_t opcode, uint64_t payload_length,
+                                         const void *mask_key);
+
+/* Writes a whole control frame (ping, pong) with its payload into out[0..cap): header plus a copy
+ * of payload[0..len), masked when mask_key is not NULL. len <= 125; cap >= CWS_MAX_CONTROL_FRAME_SIZE
+ * always suffices. Errors as cws_frame_header_write, plus CWS_ERR_INVALID_ARGUMENT when opcode is
+ * not a control opcode (use cws_close_frame_write for close). */
+CWS_NODISCARD int cws_control_frame_write(void *out, size_t cap, size_t *written, uint8_t opcode,
+                                          const void *payload, size_t len, const void *mask_key);
+
+/* Writes a whole close frame into out[0..cap). code 0 writes an empty close frame (no code, no
+ * reason; reason_len must be 0). Otherwise the code must be valid on the wire
+ * (CWS_ERR_INVALID_CLOSE_CODE: never 1005, 1006 or 1015) and the reason at most 123 bytes of valid
+ * UTF-8 (CWS_ERR_INVALID_ARGUMENT). Masked when mask_key is not NULL. */
+CWS_NODISCARD int cws_close_frame_write(void *out, size_t cap, size_t *written, uint16_t code,
+                                        const void *reason, size_t reason_len,
+                                        const void *mask_key);
+
+/* Splits one message of `total_length` bytes into frames of at most `max_frame_payload` bytes.
+ * The struct is the caller's; its fields are private. */
+typedef struct cws_fragmenter {
+    uint64_t remaining;
+    uint64_t max_frame_payload;
+    uint8_t opcode;
+    uint8_t rsv;
+    uint8_t started;
+} cws_fragmenter;
+
+/* Starts a message: opcode TEXT or BINARY; rsv goes on the first frame only (RFC 7692);
+ * max_frame_payload 0 means no limit (one frame). CWS_ERR_INVALID_ARGUMENT for other opcodes. */
+CWS_NODISCARD int cws_fragmenter_init(cws_fragmenter *f, uint8_t opcode, uint8_t rsv,
+                                      uint64_t total_length, uint64_t max_frame_payload);
+
+/* Writes the next frame's header into out[0..cap) (as cws_frame_header_write) and sets
+ * *payload_length to the number of message bytes that follow it; the caller sends those next.
+ * Returns CWS_DONE (nothing written) once every byte was framed. A zero-length message gives one
+ * empty frame. */
+CWS_NODISCARD int cws_fragmenter_next(cws_fragmenter *f, void *out, size_t cap, size_t *written,
+                                      uint64_t *payload_length, const void *mask_key);
+
+/* ------------------------------------------------------------------------------------------------
+ * The connection engine
+ * ---------------------------------------------------------------------------------------------- */
+
+/* Where the engine gets memory. Every allocation goes through it (reassembly buffers, the engine
+ * itself). `realloc` may be NULL (then alloc + copy + free is used). */
+typedef struct cws_allocator {
+    void *(*alloc)(size_t size, void *user);
+    void *(*realloc)(void *ptr, size_t size, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} cws_allocator;
+
+typedef struct cws_config {
+    cws_role role;
+    /* Largest message (all fragments together) accepted; larger ones fail with
+     * CWS_ERR_MESSAGE_TOO_BIG (1009) on the frame header that would pass the limit, before any
+     * byte past it is stored. Default 65536 (the reference's MaxMessageSize). */
+    uint64_t max_message_size;
+    /* Largest single frame payload accepted (CWS_ERR_FRAME_TOO_BIG, 1009). Default 65536. */
+    uint64_t max_frame_size;
+    /* RSV bits a negotiated extension allows on data frames (CWS_RSV1 for permessage-deflate).
+     * Default 0: any RSV bit is CWS_ERR_RESERVED_BITS. */
+    uint8_t allowed_rsv;
+    /* NULL: the C library's malloc/realloc/free. Copied at cws_conn_new; the functions and
+     * `user` must stay valid until cws_conn_free. */
+    const cws_allocator *allocator;
+} cws_config;
+
+/* Fills *cfg with the defaults above for `role`. */
+void cws_config_init(cws_config *cfg, cws_role role);
+
+typedef struct cws_conn cws_conn;
+
+/* Creates an engine. CWS_ERR_INVALID_ARGUMENT (bad role, zero limits), CWS_ERR_NOMEM.
+ * The engine is freed with cws_conn_free. One engine per connection; an engine may move between
+ * threads but must not be used from two at once. */
+CWS_NODISCARD int cws_conn_new(const cws_config *cfg, cws_conn **out);
+
+/* Frees the engine and every buffer it owns. NULL is allowed. */
+void cws_conn_free(cws_conn *c);
+
+typedef enum cws_event_type {
+    CWS_EVENT_TEXT = 1,   /* a complete text message (valid UTF-8) */
+    CWS_EVENT_BINARY = 2, /* a complete binary message */
+    CWS_EVENT_CLOSE = 8,  /* a close frame: close_code (1005 if none) and the reason as payload */
+    CWS_EVENT_PING = 9,
+    CWS_EVENT_PONG = 10,
+    CWS_EVENT_ERROR = 255 /* a protocol error: close_code to send, payload = static reason */
+} cws_event_type;
+
+typedef struct cws_event {
+    /* Where the payload is. When in_input is 1 it lies in the buffer given to the cws_conn_parse
+     * call that returned the event, at buf + offset (unmasked in place): borrowed, valid as long as
+     * the caller keeps that buffer. When in_input is 0 it lies in memory the engine owns (a
+     * reassembled or split message, a control frame split across reads, an error reason), valid
+     * until the next call on this engine; `offset` is then 0. `data` points at the payload in
+     * either case (NULL when length is 0). */
+    const void *data;
+    size_t offset;
+    size_t length;
+    uint8_t type;       /* cws_event_type */
+    uint8_t in_input;
+    uint8_t rsv;        /* RSV bits of the message's first frame (for extensions) */
+    uint16_t close_code;/* CLOSE: the peer's code (1005 when none); ERROR: the code to send */
+} cws_event;
+
+/* Feeds buf[0..len) and takes at most one event.
+ *   - CWS_OK: *ev holds an event; *consumed bytes of buf were used (up to the end of the frame
+ *     that completed the event). Call again with the rest.
+ *   - CWS_WANT_READ: all of buf was used (*consumed == len) and no event is complete yet.
+ *   - CWS_CLOSED: a close event was already returned; the input is discarded (*consumed == len).
+ *   - a -2xx status: the peer broke the protocol. *ev is an ERROR event with the close code to send
+ *     and a static reason. Every later call returns the same status.
+ *   - CWS_ERR_NOMEM: reassembly could not grow (fatal).
+ * Unmasks payload bytes in place, only inside buf[0..*consumed). A message that arrives in one
+ * unfragmented frame wholly inside buf is delivered in place (in_input = 1): no copy. Fragmented
+ * messages and frames split across calls are copied into an engine buffer, which grows only as
+ * bytes arrive and never past max_message_size. Feeding the same bytes in chunks of any size gives
+ * the same events. Never reads past buf + len; allocates only to grow the reassembly buffer. */
+CWS_NODISCARD int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed,
+                                 cws_event *ev);
+
+/* ------------------------------------------------------------------------------------------------
+ * Opening handshake helpers (RFC 6455 §4.2)
+ * ---------------------------------------------------------------------------------------------- */
+
+/* Length of a Sec-WebSocket-Accept value (base64 of a SHA-1 digest), without a NUL. */
+#define CWS_ACCEPT_LENGTH 28
+
+/* True when key[0..len) is a valid Sec-WebSocket-Key: the base64 encoding of exactly 16 bytes
+ * (24 characters, ending in "==", canonical padding bits). Surrounding whitespace is the caller's
+ * to trim. */
+bool cws_handshake_key_is_valid(const void *key, size_t len);
+
+/* Computes Sec-WebSocket-Accept = base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) into
+ * out[0..CWS_ACCEPT_LENGTH) (not NUL-terminated). CWS_ERR_INVALID_KEY when the key is not valid
+ * (cws_handshake_key_is_valid). Never allocates. */
+CWS_NODISCARD int cws_handshake_accept(const void *key, size_t len, char out[CWS_ACCEPT_LENGTH]);
+
+/* SHA-1 of data[0..len) into out[0..20) (used by the accept key; exposed for tests). */
+void cws_sha1(const void *data, size_t len, uint8_t out[20]);
+
+/* Standard base64 (with padding) of data[0..len) into out; out needs 4 * ((len + 2) / 3) bytes.
+ * Returns the number of characters written (no NUL). */
+size_t cws_base64_encode(const void *data, size_t len, char *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CWS_H */
