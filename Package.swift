@@ -11,18 +11,32 @@ let package = Package(
     name: "Sockets",
     products: [
         .library(name: "Sockets", targets: ["Sockets"]),
+        .executable(name: "sockets-echo", targets: ["SocketsEcho"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
-        // The C protocol engine. Public headers live in the top-level include/ folder;
-        // Sources/CWebSocket/include is a symlink to it because SwiftPM wants them inside the target.
-        // No unsafeFlags: SIMD kernels use function-level target attributes instead.
         .target(
             name: "CWebSocket",
             linkerSettings: [.linkedLibrary("z")]
         ),
         .target(
             name: "Sockets",
-            dependencies: ["CWebSocket"],
+            dependencies: [
+                "CWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SocketsEcho",
+            dependencies: ["Sockets"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -32,7 +46,14 @@ let package = Package(
         ),
         .testTarget(
             name: "SocketsTests",
-            dependencies: ["Sockets"],
+            dependencies: [
+                "Sockets",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,0 +1,121 @@
+internal import CWebSocket
+import NIOCore
+
+/// The C engine of one connection, owned by one event loop.
+///
+/// Allocates the engine once and frees it in `deinit`. It is not `Sendable`: it lives inside the
+/// channel handler, on the channel's event loop.
+final class Engine {
+    private let conn: OpaquePointer
+
+    /// - Throws: ``WebSocketError`` if the C engine refuses the limits (they are checked earlier
+    ///   by `Options.validate()`, so this means a bug) or cannot allocate.
+    init(role: Role, maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0) throws {
+        var cfg = cws_config()
+        cws_config_init(&cfg, role == .server ? CWS_ROLE_SERVER : CWS_ROLE_CLIENT)
+        cfg.max_message_size = UInt64(maxMessageSize)
+        cfg.max_frame_size = UInt64(maxFrameSize)
+        cfg.allowed_rsv = allowedRSV
+        var c: OpaquePointer?
+        let st = cws_conn_new(&cfg, &c)
+        guard st == CWS_OK.rawValue, let c else {
+            throw WebSocketError(code: 1011, reason: String(cString: cws_strerror(st)))
+        }
+        self.conn = c
+    }
+
+    deinit { cws_conn_free(conn) }
+
+    enum Role { case server, client }
+
+    /// One step of parsing.
+    enum Step {
+        /// A message whose payload lies in the parsed bytes at `offset` (relative to the start of
+        /// the bytes given to `parse`), unmasked in place.
+        case messageInPlace(text: Bool, offset: Int, length: Int)
+        /// A message reassembled by the engine, copied out into a buffer.
+        case message(text: Bool, ByteBuffer)
+        case ping(ByteBuffer)
+        case pong
+        /// A close frame: the peer's code (1005 when none) and reason.
+        case close(code: UInt16, reason: String)
+        /// A protocol violation: the close code to send and a short reason.
+        case failure(code: UInt16, reason: String)
+        /// Input after a close frame: discarded.
+        case closed
+        /// All input used; nothing complete yet.
+        case needMore
+    }
+
+    /// Parses from `bytes`, which the engine unmasks in place, and returns one step and how many
+    /// bytes it used. Payloads the engine owns are copied into buffers from `allocator` at once,
+    /// since they live only until the next call.
+    func parse(_ bytes: UnsafeMutableRawBufferPointer, allocator: ByteBufferAllocator) -> (Step, Int) {
+        var used = 0
+        var ev = cws_event()
+        let st = cws_conn_parse(conn, bytes.baseAddress, bytes.count, &used, &ev)
+        if st == CWS_OK.rawValue {
+            let payload = ev.length > 0 ? UnsafeRawBufferPointer(start: ev.data, count: ev.length) : UnsafeRawBufferPointer(start: nil, count: 0)
+            switch Int32(ev.type) {
+            case Int32(CWS_EVENT_TEXT.rawValue), Int32(CWS_EVENT_BINARY.rawValue):
+                let text = Int32(ev.type) == Int32(CWS_EVENT_TEXT.rawValue)
+                if ev.in_input == 1 {
+                    return (.messageInPlace(text: text, offset: ev.offset, length: ev.length), used)
+                }
+                var buf = allocator.buffer(capacity: ev.length)
+                buf.writeBytes(payload)
+                return (.message(text: text, buf), used)
+            case Int32(CWS_EVENT_PING.rawValue):
+                var buf = allocator.buffer(capacity: ev.length)
+                buf.writeBytes(payload)
+                return (.ping(buf), used)
+            case Int32(CWS_EVENT_PONG.rawValue):
+                return (.pong, used)
+            default:
+                return (.close(code: ev.close_code, reason: String(decoding: payload, as: UTF8.self)), used)
+            }
+        }
+        if st == CWS_WANT_READ.rawValue { return (.needMore, used) }
+        if st == CWS_CLOSED.rawValue { return (.closed, used) }
+        return (.failure(code: ev.close_code == 0 ? 1011 : ev.close_code, reason: String(cString: cws_strerror(st))), used)
+    }
+
+    /// Writes a frame header for a server (unmasked) frame into `buffer`.
+    static func writeHeader(into buffer: inout ByteBuffer, opcode: UInt8, length: Int, fin: Bool = true, rsv: UInt8 = 0) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(CWS_MAX_HEADER_SIZE)) { out in
+            var written = 0
+            let st = cws_frame_header_write(out.baseAddress, out.count, &written, fin, rsv, opcode, UInt64(length), nil)
+            precondition(st == CWS_OK.rawValue, "frame header for a valid frame")
+            return written
+        }
+    }
+
+    /// Writes a whole close frame (server role) into `buffer`. An invalid code is replaced by
+    /// none (an empty close frame), and the reason is cut to fit at a character boundary.
+    static func writeClose(into buffer: inout ByteBuffer, code: UInt16?, reason: String) {
+        var reasonBytes = Array(reason.utf8.prefix(123))
+        while !reasonBytes.isEmpty, String(validating: reasonBytes, as: UTF8.self) == nil { reasonBytes.removeLast() }
+        let wireCode: UInt16 = code.map { cws_close_code_is_valid($0) ? $0 : 0 } ?? 0
+        if wireCode == 0 { reasonBytes = [] }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(CWS_MAX_CONTROL_FRAME_SIZE)) { out in
+            var written = 0
+            let st = reasonBytes.withUnsafeBytes { r in
+                cws_close_frame_write(out.baseAddress, out.count, &written, wireCode, r.baseAddress, r.count, nil)
+            }
+            precondition(st == CWS_OK.rawValue, "close frame with a checked code and reason")
+            return written
+        }
+    }
+
+    /// Whether `code` may be sent in a close frame (RFC 6455 §7.4).
+    static func isValidCloseCode(_ code: UInt16) -> Bool { cws_close_code_is_valid(code) }
+
+    static let opText: UInt8 = 0x1
+    static let opBinary: UInt8 = 0x2
+    static let opClose: UInt8 = 0x8
+    static let opPing: UInt8 = 0x9
+    static let opPong: UInt8 = 0xA
+}
+
+@available(*, unavailable)
+extension Engine: Sendable {}

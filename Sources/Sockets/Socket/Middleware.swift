@@ -1,0 +1,170 @@
+public import NIOCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A message of either kind, undecoded.
+public enum WebSocketMessage: Sendable, Equatable {
+    /// A text message (valid UTF-8).
+    case text(ByteBuffer)
+    /// A binary message.
+    case binary(ByteBuffer)
+}
+
+/// How messages of one type travel: decoded once per incoming message, encoded once per send.
+public struct SocketCodec<Message: Sendable>: Sendable {
+    /// Why an incoming message did not become a `Message`.
+    public enum DecodeFailure: Error, Sendable {
+        /// A frame type this socket does not take (binary on a text socket, text on a bytes
+        /// socket): the connection is closed with 1003, as RFC 6455 §7.4.1 intends.
+        case unsupportedType(String)
+        /// The content did not decode (JSON that does not match the type): reported on `errors`
+        /// with code 1007, the message is skipped, and the connection stays open.
+        case malformed(String)
+    }
+
+    let decode: @Sendable (_ isText: Bool, _ payload: ByteBuffer) throws(DecodeFailure) -> Message
+    let encode: @Sendable (_ message: Message, _ allocator: ByteBufferAllocator) throws -> WebSocketOutbound
+
+    /// Creates a codec from two functions.
+    ///
+    /// - Parameters:
+    ///   - decode: from a complete message (`isText` tells the frame type) to a value.
+    ///   - encode: from a value to the frame to send.
+    public init(
+        decode: @escaping @Sendable (_ isText: Bool, _ payload: ByteBuffer) throws(DecodeFailure) -> Message,
+        encode: @escaping @Sendable (_ message: Message, _ allocator: ByteBufferAllocator) throws -> WebSocketOutbound
+    ) {
+        self.decode = decode
+        self.encode = encode
+    }
+}
+
+/// A socket route's middleware: the message type, how it is coded, and the options. Put it in a
+/// route, followed by the handler that receives the ``Socket``:
+/// `app.get("/chat", Sockets.messages()) { params, socket in ... }`.
+public struct SocketSpec<Message: Sendable>: Sendable {
+    /// The codec of the route's messages.
+    public let codec: SocketCodec<Message>
+    /// The route's options, already validated.
+    public let options: Options
+}
+
+extension Sockets {
+    /// Text messages as `String`: the reference's `sockets.Messages`. A binary message closes the
+    /// connection with 1003 (unsupported data). Default options.
+    public static func messages() -> SocketSpec<String> {
+        SocketSpec(codec: stringCodec, options: Options())
+    }
+
+    /// Text messages as `String`, with options.
+    ///
+    /// - Parameter options: see ``Options``.
+    /// - Throws: ``OptionsError`` naming a wrong option.
+    public static func messages(_ options: Options) throws(OptionsError) -> SocketSpec<String> {
+        try options.validate()
+        return SocketSpec(codec: stringCodec, options: options)
+    }
+
+    /// Binary messages as `ByteBuffer` (no copy: the buffer is where the bytes were read): the
+    /// reference's `sockets.ByteSliceMessages`. A text message closes the connection with 1003.
+    public static func bytes() -> SocketSpec<ByteBuffer> {
+        SocketSpec(codec: bytesCodec, options: Options())
+    }
+
+    /// Binary messages as `ByteBuffer`, with options.
+    ///
+    /// - Parameter options: see ``Options``.
+    /// - Throws: ``OptionsError`` naming a wrong option.
+    public static func bytes(_ options: Options) throws(OptionsError) -> SocketSpec<ByteBuffer> {
+        try options.validate()
+        return SocketSpec(codec: bytesCodec, options: options)
+    }
+
+    /// JSON messages in text frames, decoded into `T`: the reference's `sockets.JSON`.
+    ///
+    /// A message that is not valid JSON for `T` is reported on ``Socket/errors`` (and
+    /// ``Socket/events``) as a 1007 error and skipped; the connection stays open. A binary message
+    /// closes the connection with 1003. Sends encode `T` as JSON text.
+    ///
+    /// - Parameter type: the message type.
+    public static func json<T: Codable & Sendable>(_ type: T.Type) -> SocketSpec<T> {
+        SocketSpec(codec: jsonCodec(T.self), options: Options())
+    }
+
+    /// JSON messages decoded into `T`, with options.
+    ///
+    /// - Parameters:
+    ///   - type: the message type.
+    ///   - options: see ``Options``.
+    /// - Throws: ``OptionsError`` naming a wrong option.
+    public static func json<T: Codable & Sendable>(_ type: T.Type, _ options: Options) throws(OptionsError) -> SocketSpec<T> {
+        try options.validate()
+        return SocketSpec(codec: jsonCodec(T.self), options: options)
+    }
+
+    /// Text and binary messages as they arrive, as ``WebSocketMessage`` (no decoding, no copy).
+    /// Default options.
+    public static func raw() -> SocketSpec<WebSocketMessage> {
+        SocketSpec(codec: rawCodec, options: Options())
+    }
+
+    /// Text and binary messages as they arrive, with options.
+    ///
+    /// - Parameter options: see ``Options``.
+    /// - Throws: ``OptionsError`` naming a wrong option.
+    public static func raw(_ options: Options) throws(OptionsError) -> SocketSpec<WebSocketMessage> {
+        try options.validate()
+        return SocketSpec(codec: rawCodec, options: options)
+    }
+
+    static let rawCodec = SocketCodec<WebSocketMessage>(
+        decode: { (isText, payload) throws(SocketCodec<WebSocketMessage>.DecodeFailure) in
+            isText ? .text(payload) : .binary(payload)
+        },
+        encode: { message, _ in
+            switch message {
+            case .text(let b): return .text(b)
+            case .binary(let b): return .binary(b)
+            }
+        }
+    )
+
+    static let stringCodec = SocketCodec<String>(
+        decode: { (isText, payload) throws(SocketCodec<String>.DecodeFailure) in
+            guard isText else { throw .unsupportedType("binary message on a text socket") }
+            // The engine validated the UTF-8, so this decoding repairs nothing.
+            return String(buffer: payload)
+        },
+        encode: { message, allocator in .text(allocator.buffer(string: message)) }
+    )
+
+    static let bytesCodec = SocketCodec<ByteBuffer>(
+        decode: { (isText, payload) throws(SocketCodec<ByteBuffer>.DecodeFailure) in
+            guard !isText else { throw .unsupportedType("text message on a binary socket") }
+            return payload
+        },
+        encode: { message, _ in .binary(message) }
+    )
+
+    static func jsonCodec<T: Codable & Sendable>(_: T.Type) -> SocketCodec<T> {
+        SocketCodec<T>(
+            decode: { (isText, payload) throws(SocketCodec<T>.DecodeFailure) in
+                guard isText else { throw .unsupportedType("binary message on a JSON socket") }
+                do {
+                    return try JSONDecoder().decode(T.self, from: Data(payload.readableBytesView))
+                } catch {
+                    throw .malformed("message is not valid JSON for \(T.self)")
+                }
+            },
+            encode: { message, allocator in
+                let data = try JSONEncoder().encode(message)
+                var buffer = allocator.buffer(capacity: data.count)
+                buffer.writeBytes(data)
+                return .text(buffer)
+            }
+        )
+    }
+}

@@ -1,0 +1,278 @@
+public import NIOCore
+public import NIOHTTP1
+import NIOConcurrencyHelpers
+
+/// What the handler of a socket route can know about the request that opened the connection.
+public struct SocketRequest: Sendable {
+    /// The request head (method, URI, headers).
+    public let head: HTTPRequestHead
+    /// Path parameters from the route pattern (`:name`, and `*` for a catch-all).
+    public let params: [String: String]
+    /// The peer's address, when known.
+    public let remoteAddress: SocketAddress?
+    /// The subprotocol agreed in the handshake, if any.
+    public let subprotocol: String?
+
+    /// The request's headers.
+    public var headers: HTTPHeaders { head.headers }
+    /// The request path, without the query.
+    public var path: String { String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "") }
+}
+
+/// One event of a connection, for a single loop over ``Socket/events``: the Swift counterpart of
+/// the reference's `select` over receiver, errors and done.
+public enum SocketEvent<Message: Sendable>: Sendable {
+    /// A message from the peer, decoded.
+    case message(Message)
+    /// Something went wrong: a message that did not decode, a protocol violation by the peer, a
+    /// timeout. Errors that end the connection are followed by ``done(_:)``.
+    case error(WebSocketError)
+    /// The connection is over, with this close code (the peer's, ours, or 1006 when the
+    /// connection dropped without a close handshake). Always the last event.
+    case done(CloseCode)
+}
+
+/// A WebSocket connection bound to a message type: the reference's channels, in Swift.
+///
+/// ```swift
+/// app.get("/sockets/rooms/:name", Sockets.json(Message.self)) { params, socket in
+///     for await event in socket.events {
+///         switch event {
+///         case .message(let msg): try await socket.send(msg)   // echo
+///         case .error(let error): print("error:", error)
+///         case .done: return
+///         }
+///     }
+/// }
+/// ```
+///
+/// - ``receiver``: messages only; ``errors``: errors only; ``events``: both, then `.done`. Each
+///   message or error is delivered once, to whichever of them asks first.
+/// - ``send(_:)`` (or ``sender``) suspends while `sendChannelBuffer` messages wait unsent.
+/// - ``disconnect(_:reason:)`` starts the close handshake; ``done`` waits for the end.
+/// When `recvChannelBuffer` messages wait unread, the server stops reading the socket.
+public final class Socket<Message: Sendable>: Sendable {
+    /// The request that opened the connection.
+    public let request: SocketRequest
+    let inbox: Inbox<Message>
+    private let channel: any Channel
+    private let codec: SocketCodec<Message>
+    private let gate: SendGate
+    private let sentCode = NIOLockedValueBox<CloseCode?>(nil)
+
+    init(request: SocketRequest, channel: any Channel, codec: SocketCodec<Message>, options: Options) {
+        self.request = request
+        self.channel = channel
+        self.codec = codec
+        self.inbox = Inbox(capacity: options.recvChannelBuffer)
+        self.gate = SendGate(capacity: options.sendChannelBuffer)
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    public var subprotocol: String? { request.subprotocol }
+
+    /// The messages from the peer, decoded; ends when the connection does.
+    public var receiver: Receiver { Receiver(inbox: inbox) }
+
+    /// The errors of the connection; ends when the connection does.
+    public var errors: Errors { Errors(inbox: inbox) }
+
+    /// Messages and errors in order, then `.done` with the close code.
+    public var events: Events { Events(inbox: inbox) }
+
+    /// A handle for sending, to pass to other tasks (for example a room that broadcasts).
+    public var sender: Sender { Sender(socket: self) }
+
+    /// Waits for the connection to end and returns its close code.
+    public var done: CloseCode {
+        get async { await inbox.waitDone() }
+    }
+
+    /// Whether the connection has ended.
+    public var isDone: Bool { inbox.isFinished }
+
+    /// Sends a message. Suspends while `sendChannelBuffer` messages wait unsent.
+    ///
+    /// - Throws: ``WebSocketError/closed`` once the connection is closing or closed;
+    ///   ``WebSocketError/outgoingMessageTooBig`` for a message over `maxMessageSize`; an encoding
+    ///   error from the message type (JSON).
+    public func send(_ message: Message) async throws {
+        let frame = try codec.encode(message, channel.allocator)
+        try await send(frame: frame)
+    }
+
+    /// Encodes a message once, for sending to many sockets (a room's broadcast): every
+    /// ``send(_:)-(PreparedMessage)`` shares the same payload bytes; only the 2–10 byte frame
+    /// header is written per recipient.
+    ///
+    /// - Throws: an encoding error from the message type (JSON).
+    public func prepare(_ message: Message) throws -> PreparedMessage {
+        PreparedMessage(frame: try codec.encode(message, channel.allocator))
+    }
+
+    /// Sends a message prepared with ``prepare(_:)`` (by this or any other socket of the same
+    /// route kind). Suspends like ``send(_:)-(Message)``.
+    public func send(_ prepared: PreparedMessage) async throws {
+        try await send(frame: prepared.frame)
+    }
+
+    /// Sends an already encoded frame.
+    func send(frame: WebSocketOutbound) async throws {
+        guard !inbox.isFinished else { throw WebSocketError.closed }
+        try await gate.acquire()
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        let gate = self.gate
+        promise.futureResult.whenComplete { _ in gate.release() }
+        channel.writeAndFlush(frame, promise: promise)
+    }
+
+    /// Starts the close handshake with `code` (the reference's `disconnect <- code`). Returns once
+    /// the close frame is written; ``done`` then waits for the end. A code that may not be sent
+    /// (1005, 1006, 1015, …) sends a close frame without a code.
+    ///
+    /// - Parameters:
+    ///   - code: the close code; default ``CloseCode/normalClosure``.
+    ///   - reason: up to 123 bytes of UTF-8, cut at a character boundary if longer.
+    public func disconnect(_ code: CloseCode = .normalClosure, reason: String = "") async {
+        gate.close()
+        sentCode.withLockedValue { if $0 == nil { $0 = code } }
+        try? await channel.writeAndFlush(WebSocketOutbound.close(code, reason: reason)).get()
+    }
+
+    /// Called by the pump when the channel's inbound side has ended: `code` is the peer's close
+    /// code or the failure's; without either, the code we sent, else 1006.
+    func connectionEnded(code: CloseCode?) {
+        gate.close()
+        inbox.finish(code ?? sentCode.withLockedValue { $0 } ?? .abnormalClosure)
+    }
+
+    /// The messages of a socket.
+    public struct Receiver: AsyncSequence, Sendable {
+        let inbox: Inbox<Message>
+        /// Each message.
+        public typealias Element = Message
+        /// Makes an iterator.
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox) }
+        /// Iterates messages until the connection ends (or the task is cancelled).
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let inbox: Inbox<Message>
+            /// The next message, or nil at the end.
+            public mutating func next() async -> Message? {
+                if case .message(let m) = await inbox.take(.message) { return m }
+                return nil
+            }
+        }
+    }
+
+    /// The errors of a socket.
+    public struct Errors: AsyncSequence, Sendable {
+        let inbox: Inbox<Message>
+        /// Each error.
+        public typealias Element = WebSocketError
+        /// Makes an iterator.
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox) }
+        /// Iterates errors until the connection ends (or the task is cancelled).
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let inbox: Inbox<Message>
+            /// The next error, or nil at the end.
+            public mutating func next() async -> WebSocketError? {
+                if case .error(let e) = await inbox.take(.error) { return e }
+                return nil
+            }
+        }
+    }
+
+    /// Messages, errors and the final `.done` of a socket.
+    public struct Events: AsyncSequence, Sendable {
+        let inbox: Inbox<Message>
+        /// Each event.
+        public typealias Element = SocketEvent<Message>
+        /// Makes an iterator.
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox) }
+        /// Iterates events; the last is `.done`.
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let inbox: Inbox<Message>
+            var ended = false
+            /// The next event, or nil after `.done`.
+            public mutating func next() async -> SocketEvent<Message>? {
+                if ended { return nil }
+                switch await inbox.take(.any) {
+                case .message(let m): return .message(m)
+                case .error(let e): return .error(e)
+                case nil:
+                    ended = true
+                    if let code = inbox.takeDone() { return .done(code) }
+                    if Task.isCancelled { return nil }
+                    return .done(await inbox.waitDone())
+                }
+            }
+        }
+    }
+
+    /// A sending handle that can be stored and used from other tasks.
+    public struct Sender: Sendable {
+        let socket: Socket<Message>
+        /// Sends a message; see ``Socket/send(_:)-(Message)``.
+        public func send(_ message: Message) async throws { try await socket.send(message) }
+        /// Sends a prepared message; see ``Socket/send(_:)-(PreparedMessage)``.
+        public func send(_ prepared: PreparedMessage) async throws { try await socket.send(prepared) }
+        /// Encodes once for many sends; see ``Socket/prepare(_:)``.
+        public func prepare(_ message: Message) throws -> PreparedMessage { try socket.prepare(message) }
+    }
+}
+
+/// A message encoded once, to send to many sockets without encoding or copying it again.
+public struct PreparedMessage: Sendable {
+    let frame: WebSocketOutbound
+}
+
+/// Counts messages written but not yet sent; `acquire` suspends at `capacity`.
+final class SendGate: Sendable {
+    private struct State {
+        var pending = 0
+        var closed = false
+        var waiters: [CheckedContinuation<Bool, Never>] = []
+    }
+    private let state = NIOLockedValueBox(State())
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func acquire() async throws {
+        let ok: Bool = await withCheckedContinuation { c in
+            let now: Bool? = state.withLockedValue { s in
+                if s.closed { return false }
+                if s.pending < capacity {
+                    s.pending += 1
+                    return true
+                }
+                s.waiters.append(c)
+                return nil
+            }
+            if let now { c.resume(returning: now) }
+        }
+        if !ok { throw WebSocketError.closed }
+    }
+
+    func release() {
+        let w: CheckedContinuation<Bool, Never>? = state.withLockedValue { s in
+            if !s.waiters.isEmpty && !s.closed {
+                return s.waiters.removeFirst() // the slot passes straight to the waiter
+            }
+            s.pending -= 1
+            return nil
+        }
+        w?.resume(returning: true)
+    }
+
+    /// Fails every waiting and future `acquire`.
+    func close() {
+        let ws = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
+            s.closed = true
+            let w = s.waiters
+            s.waiters = []
+            return w
+        }
+        for w in ws { w.resume(returning: false) }
+    }
+}

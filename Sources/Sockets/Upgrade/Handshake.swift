@@ -1,0 +1,110 @@
+public import NIOHTTP1
+
+/// A refused WebSocket handshake: the HTTP status to answer with and a one-line reason.
+public struct HandshakeRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// 400, 403, 405 or 426.
+    public let status: HTTPResponseStatus
+    /// One line of plain text, sent as the response body.
+    public let reason: String
+    /// Extra response headers (426 carries `Sec-WebSocket-Version: 13`, 405 carries `Allow: GET`).
+    public let headers: HTTPHeaders
+
+    init(_ status: HTTPResponseStatus, _ reason: String, headers: HTTPHeaders = [:]) {
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+    }
+
+    /// `"<code> <reason>"`.
+    public var description: String { "\(status.code) \(reason)" }
+}
+
+/// A handshake that passed every check.
+public struct HandshakeAcceptance: Sendable, Equatable {
+    /// The `Sec-WebSocket-Accept` value.
+    public let acceptValue: String
+    /// The subprotocol chosen from the server's list, if any.
+    public let subprotocol: String?
+
+    /// The headers of the 101 response.
+    public var responseHeaders: HTTPHeaders {
+        var h: HTTPHeaders = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": acceptValue]
+        if let subprotocol { h.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        return h
+    }
+}
+
+/// The server's checks of an opening handshake (RFC 6455 §4.2.1), in this order:
+/// 1. the method is GET, else 405;
+/// 2. `Host` is present (once, printable ASCII), `Upgrade` contains the token `websocket`,
+///    `Connection` contains the token `Upgrade` (both case-insensitive), and `Sec-WebSocket-Key` is
+///    the base64 of 16 bytes, else 400;
+/// 3. `Sec-WebSocket-Version` is 13, else 426 with `Sec-WebSocket-Version: 13`;
+/// 4. the origin check (``Options/allowedOrigin``), else 403; a missing `Origin` is refused unless
+///    ``Options/allowMissingOrigin``.
+/// The subprotocol is the first of ``Options/subprotocols`` that the client offers.
+public enum Handshake {
+    /// Runs the checks on a request head.
+    ///
+    /// - Parameters:
+    ///   - head: the HTTP request head.
+    ///   - options: the route's options (origin rules, subprotocols).
+    /// - Returns: the acceptance, or the refusal to answer with.
+    public static func evaluate(_ head: HTTPRequestHead, options: Options) -> Result<HandshakeAcceptance, HandshakeRefusal> {
+        guard head.method == .GET else {
+            return .failure(HandshakeRefusal(.methodNotAllowed, "WebSocket handshake must use GET, not \(head.method.rawValue)", headers: ["Allow": "GET"]))
+        }
+        let hosts = head.headers["Host"]
+        guard hosts.count == 1, let host = hosts.first, !host.isEmpty,
+              host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(HandshakeRefusal(.badRequest, hosts.count > 1 ? "more than one Host header" : "missing or invalid Host header"))
+        }
+        let upgrade = head.headers[canonicalForm: "Upgrade"]
+        guard upgrade.contains(where: { $0.lowercased() == "websocket" }) else {
+            return .failure(HandshakeRefusal(.badRequest, "not a WebSocket handshake: Upgrade header must contain \"websocket\""))
+        }
+        let connection = head.headers[canonicalForm: "Connection"]
+        guard connection.contains(where: { $0.lowercased() == "upgrade" }) else {
+            return .failure(HandshakeRefusal(.badRequest, "Connection header must contain \"Upgrade\""))
+        }
+        let keys = head.headers["Sec-WebSocket-Key"]
+        guard keys.count == 1, let rawKey = keys.first else {
+            return .failure(HandshakeRefusal(.badRequest, keys.isEmpty ? "missing Sec-WebSocket-Key header" : "more than one Sec-WebSocket-Key header"))
+        }
+        let key = rawKey.trimmingHTTPWhitespace()
+        guard let accept = Sockets.acceptValue(forKey: key) else {
+            return .failure(HandshakeRefusal(.badRequest, "Sec-WebSocket-Key is not the base64 of 16 bytes"))
+        }
+        let versions = head.headers[canonicalForm: "Sec-WebSocket-Version"]
+        guard versions.count == 1, versions[0] == "13" else {
+            return .failure(HandshakeRefusal(.upgradeRequired, "unsupported WebSocket version: this server speaks version 13",
+                                             headers: ["Sec-WebSocket-Version": "13"]))
+        }
+        if !options.allowAnyOrigin {
+            let origins = head.headers["Origin"]
+            if origins.isEmpty {
+                if !options.allowMissingOrigin {
+                    return .failure(HandshakeRefusal(.forbidden, "missing Origin header"))
+                }
+            } else {
+                guard origins.count == 1, let check = try? OriginCheck(pattern: options.allowedOrigin),
+                      check.allows(origin: origins[0], host: host) else {
+                    return .failure(HandshakeRefusal(.forbidden, "origin not allowed"))
+                }
+            }
+        }
+        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
+        let chosen = options.subprotocols.first { offered.contains($0) }
+        return .success(HandshakeAcceptance(acceptValue: accept, subprotocol: chosen))
+    }
+}
+
+extension String {
+    /// Trims spaces and tabs (RFC 9110 OWS) from both ends.
+    func trimmingHTTPWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

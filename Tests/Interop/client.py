@@ -1,0 +1,619 @@
+#!/usr/bin/env python3
+"""Interop client for the Sockets server tests (Tests/SocketsTests/InteropTests.swift).
+
+Usage: client.py <scenario> <url> [options]
+
+It plays one scenario against a running server and prints ONE JSON object with what it
+observed (messages, close codes, HTTP statuses, byte counts, timings), then exits 0. It never
+decides pass or fail: the Swift test does, from the JSON.
+
+Two kinds of peer:
+- an independent client library, Python's `websockets` (asyncio implementation), for the
+  well-behaved scenarios;
+- a hand-written client over a plain socket for the misbehaving ones (bad frames, bad
+  handshakes, clients that stop reading or answering), since no library will misbehave on
+  purpose.
+
+Exit status: 0 whenever the scenario ran (even if the server misbehaved; an unexpected exception
+is reported in the JSON under "exception"); 2 for bad arguments; 3 when `websockets` is missing,
+so that the Swift test fails loudly instead of skipping.
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import select
+import socket
+import struct
+import sys
+import time
+import traceback
+from urllib.parse import urlsplit
+
+try:
+    import websockets
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+except ImportError as e:  # pragma: no cover - exercised only on a machine without websockets
+    print(f"client.py: the Python package 'websockets' is required ({e}); pip install websockets", file=sys.stderr)
+    sys.exit(3)
+
+# Every network wait in this file is bounded, so a misbehaving server can never hang the test.
+STEP = 5.0
+
+# RFC 6455 §5.2 opcodes.
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def pattern(n):
+    """The deterministic payload of the large echo: byte i is i mod 251 (the Swift side builds
+    the same bytes to compare)."""
+    return bytes(i % 251 for i in range(n))
+
+
+def origin_of(url):
+    """The same-host Origin a browser page served by this server would send."""
+    parts = urlsplit(url)
+    return f"http://{parts.netloc}"
+
+
+def close_info(ws):
+    """What the websockets connection recorded of the closing handshake."""
+    p = ws.protocol
+    rcvd = p.close_rcvd
+    sent = p.close_sent
+    return {
+        "rcvd_code": rcvd.code if rcvd is not None else None,
+        "rcvd_reason": rcvd.reason if rcvd is not None else None,
+        "sent_code": sent.code if sent is not None else None,
+        "close_code": ws.close_code,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw WebSocket client over a plain socket.
+
+
+def mask_payload(payload, key):
+    # RFC 6455 §5.3: octet i of the payload is XORed with octet i mod 4 of the masking key.
+    # Done as one big-integer XOR so 64 KB frames are masked quickly.
+    if not payload:
+        return b""
+    n = len(payload)
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+
+def build_frame(opcode, payload, fin=True, masked=True, rsv=0):
+    """One frame, RFC 6455 §5.2: FIN|RSV1-3|opcode, MASK|len7 [len16|len64] [key] payload."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    mbit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        header = bytes([b0, mbit | n])
+    elif n < 65536:
+        header = bytes([b0, mbit | 126]) + struct.pack("!H", n)
+    else:
+        header = bytes([b0, mbit | 127]) + struct.pack("!Q", n)
+    if masked:
+        key = os.urandom(4)
+        return header + key + mask_payload(payload, key)
+    return header + payload
+
+
+class RawConnection:
+    """A socket that speaks just enough HTTP and WebSocket framing to misbehave on purpose."""
+
+    def __init__(self, url):
+        parts = urlsplit(url)
+        self.host = parts.hostname
+        self.port = parts.port
+        self.path = (parts.path or "/") + (("?" + parts.query) if parts.query else "")
+        self.netloc = parts.netloc
+        self.sock = socket.create_connection((self.host, self.port), timeout=STEP)
+        self.buf = b""
+
+    def default_headers(self):
+        key = base64.b64encode(os.urandom(16)).decode()
+        return [
+            ("Host", self.netloc),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key),
+            ("Sec-WebSocket-Version", "13"),
+            ("Origin", f"http://{self.netloc}"),
+        ]
+
+    def send_request(self, method="GET", headers=None):
+        headers = self.default_headers() if headers is None else headers
+        lines = [f"{method} {self.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers] + ["", ""]
+        self.sock.sendall("\r\n".join(lines).encode("latin-1"))
+
+    def _fill(self, deadline):
+        """Reads more bytes into the buffer; False at EOF or on timeout."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the server")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("timed out waiting for the server")
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def read_response(self, read_body=True, timeout=STEP):
+        """Reads the status line, the headers and (except for 101) a Content-Length body."""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill(deadline):
+                break
+        head, sep, rest = self.buf.partition(b"\r\n\r\n")
+        self.buf = rest
+        lines = head.decode("latin-1").split("\r\n")
+        status_line = lines[0] if lines else ""
+        parts = status_line.split(" ", 2)
+        status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers.setdefault(k.strip().lower(), []).append(v.strip())
+        body = b""
+        if read_body and status != 101:
+            length = headers.get("content-length")
+            if length is not None:
+                n = int(length[0])
+                while len(self.buf) < n and self._fill(deadline):
+                    pass
+                body, self.buf = self.buf[:n], self.buf[n:]
+            else:
+                try:
+                    while self._fill(deadline):
+                        pass
+                except TimeoutError:
+                    pass
+                body, self.buf = self.buf, b""
+        return {
+            "status": status,
+            "status_line": status_line,
+            "headers": headers,
+            "body": body.decode("utf-8", "replace"),
+            "complete": bool(sep),
+        }
+
+    def handshake(self):
+        self.send_request()
+        return self.read_response(read_body=False)
+
+    def read_frame(self, deadline):
+        """The next server frame as (fin, opcode, payload), or None at EOF. Server frames are
+        never masked (RFC 6455 §5.1), but a mask is honoured if present so we report rather than
+        crash."""
+        def need(n):
+            while len(self.buf) < n:
+                if not self._fill(deadline):
+                    return False
+            return True
+
+        if not need(2):
+            return None
+        b0, b1 = self.buf[0], self.buf[1]
+        n = b1 & 0x7F
+        pos = 2
+        if n == 126:
+            if not need(4):
+                return None
+            n = struct.unpack("!H", self.buf[2:4])[0]
+            pos = 4
+        elif n == 127:
+            if not need(10):
+                return None
+            n = struct.unpack("!Q", self.buf[2:10])[0]
+            pos = 10
+        key = None
+        if b1 & 0x80:
+            if not need(pos + 4):
+                return None
+            key = self.buf[pos:pos + 4]
+            pos += 4
+        if not need(pos + n):
+            return None
+        payload = self.buf[pos:pos + n]
+        self.buf = self.buf[pos + n:]
+        if key is not None:
+            payload = mask_payload(payload, key)
+        return (bool(b0 & 0x80), b0 & 0x0F, payload)
+
+    def read_until_close(self, timeout=STEP, answer_pings=True):
+        """Reads frames until the server's close frame and then EOF; reports what it saw."""
+        start = time.monotonic()
+        deadline = start + timeout
+        frames = []
+        out = {"close_code": None, "close_reason": None, "close_at": None, "eof": False, "eof_at": None,
+               "timed_out": False, "reset": False}
+        try:
+            while True:
+                f = self.read_frame(deadline)
+                if f is None:
+                    out["eof"] = True
+                    out["eof_at"] = round(time.monotonic() - start, 3)
+                    break
+                fin, op, payload = f
+                frames.append({"opcode": op, "length": len(payload), "at": round(time.monotonic() - start, 3)})
+                if op == OP_CLOSE and out["close_code"] is None:
+                    out["close_at"] = round(time.monotonic() - start, 3)
+                    if len(payload) >= 2:
+                        out["close_code"] = struct.unpack("!H", payload[:2])[0]
+                        out["close_reason"] = payload[2:].decode("utf-8", "replace")
+                    else:
+                        out["close_code"] = 1005  # no status code in the frame
+                    # Complete the closing handshake as RFC 6455 §5.5.1 asks; ignore a server
+                    # that has already gone.
+                    try:
+                        self.sock.sendall(build_frame(OP_CLOSE, payload[:2]))
+                    except OSError:
+                        pass
+                elif op == OP_PING and answer_pings:
+                    try:
+                        self.sock.sendall(build_frame(OP_PONG, payload))
+                    except OSError:
+                        pass
+        except TimeoutError:
+            out["timed_out"] = True
+        except ConnectionResetError:
+            out["reset"] = True
+            out["eof_at"] = round(time.monotonic() - start, 3)
+        out["frames"] = frames[:50]
+        return out
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios with the websockets client.
+
+
+async def ws_connect(url, **kw):
+    kw.setdefault("origin", origin_of(url))
+    kw.setdefault("open_timeout", STEP)
+    kw.setdefault("close_timeout", STEP)
+    return await connect(url, **kw)
+
+
+async def scenario_echo(args):
+    """Autobahn 1.1.x/1.2.x (text/binary, incl. 1.1.1 and 1.2.1 empty), 9.2.1 (64 KiB binary,
+    here 100 KB), 5.3 (text in 2+ fragments), 6.2.x (valid multi-byte UTF-8), 2.2 (ping with
+    payload answered)."""
+    out = {}
+    big = args.big
+    async with await ws_connect(args.url, max_size=max(big * 2, 1 << 20), ping_interval=None) as ws:
+        async def roundtrip(msg):
+            await ws.send(msg)
+            reply = await asyncio.wait_for(ws.recv(), STEP)
+            return reply
+
+        def describe(reply):
+            if isinstance(reply, str):
+                return {"type": "text", "value": reply}
+            return {"type": "binary", "hex": reply.hex() if len(reply) <= 64 else None,
+                    "length": len(reply)}
+
+        out["text"] = describe(await roundtrip("hello, sockets"))
+        out["empty_text"] = describe(await roundtrip(""))
+        out["binary"] = describe(await roundtrip(bytes([0, 1, 2, 0xFE, 0xFF])))
+        out["empty_binary"] = describe(await roundtrip(b""))
+        reply = await roundtrip(pattern(big))
+        out["big"] = {"type": "text" if isinstance(reply, str) else "binary", "length": len(reply),
+                      "base64": base64.b64encode(reply).decode() if isinstance(reply, bytes) else None}
+        # websockets sends an iterable as one message in several frames (RFC 6455 §5.4).
+        out["fragmented"] = describe(await roundtrip(["frag", "men", "ted ✓"]))
+        out["unicode"] = describe(await roundtrip("héllo wörld — κόσμε 🌍 ✓"))
+        pong = await ws.ping(b"are you there")
+        try:
+            latency = await asyncio.wait_for(pong, STEP)
+            out["pong"] = {"received": True, "latency_ms": round(latency * 1000, 3)}
+        except asyncio.TimeoutError:
+            out["pong"] = {"received": False}
+        await ws.close(1000)
+        out["close"] = close_info(ws)
+    return out
+
+
+async def scenario_client_close(args):
+    """Autobahn 7.7.1 (1000) and 7.7.12 (4000): the client closes with a valid code."""
+    async with await ws_connect(args.url, ping_interval=None) as ws:
+        await ws.send("before close")
+        await ws.close(args.code, "client says bye")
+        return {"close": close_info(ws)}
+
+
+async def scenario_await_close(args):
+    """Connects, optionally sends one message, then waits for the server to close."""
+    async with await ws_connect(args.url, ping_interval=None) as ws:
+        if args.message is not None:
+            await ws.send(args.message)
+        received = []
+        try:
+            while True:
+                received.append(await asyncio.wait_for(ws.recv(), STEP))
+        except ConnectionClosed:
+            pass
+        except asyncio.TimeoutError:
+            return {"timed_out": True, "received": received, "close": close_info(ws)}
+        return {"timed_out": False, "received": [r if isinstance(r, str) else r.hex() for r in received],
+                "close": close_info(ws)}
+
+
+async def scenario_subprotocol(args):
+    offered = args.offer.split(",") if args.offer else []
+    try:
+        async with await ws_connect(args.url, subprotocols=offered, ping_interval=None) as ws:
+            chosen = ws.subprotocol
+            header = ws.response.headers.get_all("Sec-WebSocket-Protocol")
+            await ws.close(1000)
+            return {"opened": True, "subprotocol": chosen, "response_header": header, "offered": offered}
+    except Exception as e:  # the observed outcome, whatever it is
+        return {"opened": False, "error": f"{type(e).__name__}: {e}", "offered": offered}
+
+
+async def scenario_too_big(args):
+    """Sends one binary message of --size bytes and reports how the server closes."""
+    async with await ws_connect(args.url, ping_interval=None, max_size=None) as ws:
+        try:
+            await ws.send(b"x" * args.size)
+            reply = await asyncio.wait_for(ws.recv(), STEP)
+            return {"echoed_length": len(reply), "close": close_info(ws)}
+        except ConnectionClosed:
+            return {"echoed_length": None, "close": close_info(ws)}
+
+
+async def scenario_idle(args):
+    """Autobahn has no liveness case. Stays connected and idle (no client pings) for --seconds
+    while websockets answers the server's pings in its background task; then checks the
+    connection still carries a message."""
+    pings = []
+
+    class PingCounter(logging.Handler):
+        def emit(self, record):
+            # websockets logs each received frame at DEBUG as "< PING ..." (protocol.py).
+            msg = record.getMessage()
+            if msg.startswith("< PING"):
+                pings.append(time.monotonic())
+
+    log = logging.getLogger("websockets.client")
+    log.setLevel(logging.DEBUG)
+    log.addHandler(PingCounter())
+    log.propagate = False
+    async with await ws_connect(args.url, ping_interval=None) as ws:
+        await asyncio.sleep(args.seconds)
+        state_after_idle = ws.state.name
+        echo = None
+        try:
+            await ws.send("still here")
+            echo = await asyncio.wait_for(ws.recv(), STEP)
+        except ConnectionClosed:
+            pass
+        out = {"state_after_idle": state_after_idle, "echo": echo, "pings_received": len(pings)}
+        await ws.close(1000)
+        out["close"] = close_info(ws)
+        return out
+
+
+async def scenario_many(args):
+    """50 clients at once, each sends 20 messages back to back, then reads the 20 echoes."""
+    async def one(i):
+        async with await ws_connect(args.url, ping_interval=None) as ws:
+            for j in range(args.messages):
+                await ws.send(f"client {i} message {j}")
+            got = []
+            for _ in range(args.messages):
+                got.append(await asyncio.wait_for(ws.recv(), STEP))
+            await ws.close(1000)
+            return got
+
+    results = await asyncio.gather(*(one(i) for i in range(args.clients)), return_exceptions=True)
+    return {
+        "clients": [r if isinstance(r, list) else None for r in results],
+        "errors": [f"{type(r).__name__}: {r}" for r in results if not isinstance(r, list)],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios with the raw client.
+
+RAW_FRAMES = {
+    # Autobahn 6.3.1: a text frame whose payload is not UTF-8 (an encoded UTF-16 surrogate,
+    # ED A0 80, in the middle of "κόσμε...edited") → 1007 (RFC 6455 §8.1).
+    "invalid_utf8": lambda: build_frame(OP_TEXT, bytes.fromhex("cebae1bdb9cf83cebcceb5eda080656469746564")),
+    # Autobahn 4.1.1: reserved non-control opcode 3 → 1002 (RFC 6455 §5.2).
+    "reserved_opcode": lambda: build_frame(0x3, b""),
+    # No Autobahn case (its fuzzing client always masks): a client frame without a mask → 1002
+    # (RFC 6455 §5.1).
+    "unmasked": lambda: build_frame(OP_TEXT, b"hello", masked=False),
+}
+
+
+def scenario_raw_frame(args):
+    conn = RawConnection(args.url)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        conn.sock.sendall(RAW_FRAMES[args.frame]())
+        result = conn.read_until_close()
+        result["handshake_status"] = hs["status"]
+        return result
+    finally:
+        conn.close()
+
+
+def scenario_http(args):
+    """A handshake request written by hand, with headers replaced (--set) or removed (--drop)."""
+    conn = RawConnection(args.url)
+    try:
+        headers = conn.default_headers()
+        for name in args.drop or []:
+            headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
+        for item in args.set or []:
+            name, _, value = item.partition(":")
+            name, value = name.strip(), value.strip()
+            headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
+            headers.append((name, value))
+        conn.send_request(method=args.method, headers=headers)
+        return conn.read_response(read_body=True)
+    finally:
+        conn.close()
+
+
+def scenario_silent(args):
+    """Handshakes, then never writes again (no pong, no close answer), and only watches: the
+    frames the server sends and when the connection ends. Reading does not send anything, so the
+    server cannot tell this client from one that does not read at all."""
+    conn = RawConnection(args.url)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        result = conn.read_until_close(timeout=args.seconds, answer_pings=False)
+        result["pings"] = sum(1 for f in result["frames"] if f["opcode"] == OP_PING)
+        result["handshake_status"] = hs["status"]
+        return result
+    finally:
+        conn.close()
+
+
+def scenario_flood(args):
+    """Writes masked 64 KB binary frames without reading, in non-blocking mode, until the socket
+    has refused to take more for --stall seconds; reports the bytes the kernel accepted. If the
+    server stops reading (backpressure), this is bounded by the socket buffers."""
+    conn = RawConnection(args.url)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        frame = build_frame(OP_BINARY, os.urandom(args.frame_size))
+        sock = conn.sock
+        sock.setblocking(False)
+        total = 0
+        frames = 0
+        pending = memoryview(frame)
+        start = time.monotonic()
+        last_progress = start
+        stalled = False
+        while True:
+            now = time.monotonic()
+            if now - last_progress >= args.stall:
+                stalled = True
+                break
+            if now - start > args.limit_seconds or total > args.limit_bytes:
+                break
+            try:
+                n = sock.send(pending)
+            except BlockingIOError:
+                select.select([], [sock], [], 0.05)
+                continue
+            except OSError as e:
+                return {"handshake_status": 101, "total_bytes": total, "frames": frames,
+                        "error": f"{type(e).__name__}: {e}"}
+            if n > 0:
+                total += n
+                last_progress = time.monotonic()
+                pending = pending[n:]
+                if not pending:
+                    frames += 1
+                    pending = memoryview(frame)
+        return {
+            "handshake_status": 101,
+            "total_bytes": total,
+            "frames": frames,
+            "stalled": stalled,
+            "seconds": round(time.monotonic() - start, 3),
+            "sndbuf": sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+        }
+    finally:
+        conn.close()
+
+
+def scenario_no_read(args):
+    """Handshakes, then neither reads nor writes for --seconds, then closes the socket."""
+    conn = RawConnection(args.url)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        rcvbuf = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        time.sleep(args.seconds)
+        return {"handshake_status": 101, "slept": args.seconds, "rcvbuf": rcvbuf}
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+
+ASYNC = {
+    "echo": scenario_echo,
+    "client_close": scenario_client_close,
+    "await_close": scenario_await_close,
+    "subprotocol": scenario_subprotocol,
+    "too_big": scenario_too_big,
+    "idle": scenario_idle,
+    "many": scenario_many,
+}
+SYNC = {
+    "raw_frame": scenario_raw_frame,
+    "http": scenario_http,
+    "silent": scenario_silent,
+    "flood": scenario_flood,
+    "no_read": scenario_no_read,
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("scenario", choices=sorted(list(ASYNC) + list(SYNC)))
+    parser.add_argument("url")
+    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--code", type=int, default=1000)
+    parser.add_argument("--message")
+    parser.add_argument("--offer", default="")
+    parser.add_argument("--size", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--frame", choices=sorted(RAW_FRAMES))
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--set", action="append", metavar="'Name: value'")
+    parser.add_argument("--drop", action="append", metavar="Name")
+    parser.add_argument("--frame-size", type=int, default=65536)
+    parser.add_argument("--stall", type=float, default=1.0)
+    parser.add_argument("--limit-seconds", type=float, default=10.0)
+    parser.add_argument("--limit-bytes", type=int, default=1 << 30)
+    args = parser.parse_args()
+
+    out = {"scenario": args.scenario, "websockets_version": websockets.__version__}
+    try:
+        if args.scenario in ASYNC:
+            result = asyncio.run(asyncio.wait_for(ASYNC[args.scenario](args), 30))
+        else:
+            result = SYNC[args.scenario](args)
+        out.update(result)
+    except Exception as e:
+        # An observation like any other: the Swift test reports it.
+        out["exception"] = f"{type(e).__name__}: {e}"
+        out["traceback"] = traceback.format_exc()
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, when it is missing (quick when it is all there):
+# Debian's zlib1g-dev (permessage-deflate links zlib) and Python's websockets (the independent
+# client of the interop tests).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+if ((${#need[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+        exit 1
+    fi
+    apt-get update -q
+    apt-get install -y -q "${need[@]}"
+fi
+if ! python3 -c 'import websockets' >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13'
+fi
