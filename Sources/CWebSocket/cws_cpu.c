@@ -10,7 +10,7 @@
 
 #include <stdatomic.h>
 
-static _Atomic uint32_t cws__features_cache; /* 0 = not read yet; bit 31 marks "read" */
+_Atomic uint32_t cws__features_cache; /* 0 = not read yet; bit 31 marks "read" */
 
 static uint32_t cws__detect(void) {
     uint32_t f = 0;
@@ -29,10 +29,8 @@ static uint32_t cws__detect(void) {
     return f;
 }
 
-uint32_t cws__cpu_features(void) {
-    uint32_t v = atomic_load_explicit(&cws__features_cache, memory_order_relaxed);
-    if (CWS_LIKELY(v != 0)) return v & ~(1u << 31);
-    v = cws__detect() | (1u << 31);
+uint32_t cws__cpu_features_slow(void) {
+    uint32_t v = cws__detect() | (1u << 31);
     atomic_store_explicit(&cws__features_cache, v, memory_order_relaxed);
     return v & ~(1u << 31);
 }

@@ -6,6 +6,7 @@
 
 #include "cws.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -30,7 +31,6 @@ CWS_INLINE uint64_t cws__load64(const void *p) { uint64_t v; memcpy(&v, p, 8); r
 CWS_INLINE void cws__store64(void *p, uint64_t v) { memcpy(p, &v, 8); }
 CWS_INLINE uint32_t cws__load32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-#endif /* CWS_INTERNAL_H */
 
 /* ---- cws_cpu.c: CPU features, read once (write-once cache; racing first calls agree). ---- */
 enum {
@@ -40,7 +40,15 @@ enum {
     CWS__CPU_AVX2 = 1u << 3,
     CWS__CPU_NEON = 1u << 4
 };
-uint32_t cws__cpu_features(void);
+uint32_t cws__cpu_features_slow(void);
+/* The cache itself: 0 until first read, then the features with bit 31 set. Read inline so the
+ * dispatch of a small buffer costs one load, not a call. */
+extern _Atomic uint32_t cws__features_cache;
+CWS_INLINE uint32_t cws__cpu_features(void) {
+    uint32_t v = atomic_load_explicit(&cws__features_cache, memory_order_relaxed);
+    if (CWS_LIKELY(v != 0)) return v & ~(1u << 31);
+    return cws__cpu_features_slow();
+}
 
 /* ---- cws_mask.c: mask kernels ----
  * Each XORs p[0..n) with the repeating 4-byte pattern `key32`: the masking key already rotated so
@@ -60,3 +68,5 @@ void cws__mask_avx2(uint8_t *p, size_t n, uint32_t key32);
 #if CWS_ARM64
 void cws__mask_neon(uint8_t *p, size_t n, uint32_t key32);
 #endif
+
+#endif /* CWS_INTERNAL_H */
