@@ -475,6 +475,64 @@ def scenario_http(args):
         conn.close()
 
 
+def scenario_same_segment(args):
+    """The handshake request and a first masked text frame in one write (one TCP segment on
+    loopback): the server must not lose the bytes that follow the request head. The client then
+    waits for the echo before closing."""
+    conn = RawConnection(args.url)
+    try:
+        headers = conn.default_headers()
+        lines = [f"GET {conn.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers] + ["", ""]
+        request = "\r\n".join(lines).encode("latin-1")
+        conn.sock.sendall(request + build_frame(OP_TEXT, b"early bird"))
+        hs = conn.read_response(read_body=False)
+        echoed = None
+        try:
+            f = conn.read_frame(time.monotonic() + STEP)
+            if f is not None:
+                echoed = {"opcode": f[1], "payload": f[2].decode("utf-8", "replace")}
+        except TimeoutError:
+            pass
+        conn.sock.sendall(build_frame(OP_CLOSE, struct.pack("!H", 1000)))
+        result = conn.read_until_close()
+        result["handshake_status"] = hs["status"]
+        result["echoed"] = echoed
+        return result
+    finally:
+        conn.close()
+
+
+def scenario_huge_head(args):
+    """A request head far over any sane limit (--size bytes of one header): the server must
+    answer with an error status (or close) rather than buffer it."""
+    conn = RawConnection(args.url)
+    try:
+        headers = conn.default_headers() + [("X-Filler", "a" * args.size)]
+        lines = [f"GET {conn.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers] + ["", ""]
+        try:
+            conn.sock.sendall("\r\n".join(lines).encode("latin-1"))
+        except OSError as e:
+            return {"send_error": str(e), "status": None}
+        try:
+            r = conn.read_response(read_body=True)
+        except (TimeoutError, ConnectionResetError) as e:
+            return {"status": None, "error": type(e).__name__}
+        eof = False
+        start = time.monotonic()
+        try:
+            conn.sock.settimeout(STEP)
+            eof = conn.sock.recv(1) == b""
+        except ConnectionResetError:
+            eof = True
+        except socket.timeout:
+            eof = False  # still open after STEP seconds
+        r["closed_after"] = eof
+        r["closed_within"] = round(time.monotonic() - start, 3)
+        return r
+    finally:
+        conn.close()
+
+
 def scenario_silent(args):
     """Handshakes, then never writes again (no pong, no close answer), and only watches: the
     frames the server sends and when the connection ends. Reading does not send anything, so the
@@ -573,6 +631,8 @@ SYNC = {
     "raw_frame": scenario_raw_frame,
     "http": scenario_http,
     "silent": scenario_silent,
+    "same_segment": scenario_same_segment,
+    "huge_head": scenario_huge_head,
     "flood": scenario_flood,
     "no_read": scenario_no_read,
 }

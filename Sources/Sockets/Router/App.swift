@@ -376,6 +376,17 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// A refused or unrouted upgrade is followed by its request, which gets its answer then.
+    /// Anything else (a malformed or oversized request head, whose 400 NIO's protocol error
+    /// handler has already written; an I/O error) ends the connection.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HandshakeRefusal || error is WebSocketUpgrader.NoRoute { return }
+        if !(error is HTTPParserError) {
+            core.logger.debug("HTTP connection error: \(error)")
+        }
+        context.close(promise: nil)
+    }
+
     /// Holds reads while a request is being answered, so pipelined requests cannot pile up.
     func read(context: ChannelHandlerContext) {
         if busy {
