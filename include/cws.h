@@ -359,7 +359,9 @@ typedef struct cws_event {
  *   - a -2xx status: the peer broke the protocol. *ev is an ERROR event with the close code to send
  *     and a static reason. Every later call returns the same status.
  *   - CWS_ERR_NOMEM: reassembly could not grow (fatal).
- * Unmasks payload bytes in place, only inside buf[0..*consumed). A message that arrives in one
+ * On CWS_OK and CWS_WANT_READ, payload bytes are unmasked in place only inside buf[0..*consumed);
+ * after a protocol error, bytes of the failing frame past *consumed may have been unmasked too
+ * (the connection is over, so they are never read again). A message that arrives in one
  * unfragmented frame wholly inside buf is delivered in place (in_input = 1): no copy. Fragmented
  * messages and frames split across calls are copied into an engine buffer, which grows only as
  * bytes arrive and never past max_message_size. Feeding the same bytes in chunks of any size gives

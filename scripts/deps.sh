@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, when it is missing (quick when it is all there):
-# Debian's zlib1g-dev (permessage-deflate links zlib) and Python's websockets (the independent
-# client of the interop tests).
+# Debian's zlib1g-dev (permessage-deflate links zlib), pkg-config and make (the standalone C
+# build and its install check), and Python's websockets (the independent client of the interop
+# tests). clang with libFuzzer and the sanitizers comes with the Swift toolchain.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v make >/dev/null 2>&1 || need+=(make)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

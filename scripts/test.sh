@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing (scripts/deps.sh), then the Swift suites — the C
-# engine through its API, the NIO layer, and interop with independent clients on 127.0.0.1.
+# Runs every test (what CI runs):
+#   1. the Swift suites: the C engine through its API, the NIO layer, the router, and interop with
+#      independent clients (Python's websockets, raw sockets) on 127.0.0.1;
+#   2. the C side (scripts/test-c.sh): standalone build, exported-symbol check, C tests plain and
+#      under ASan/UBSan/LSan, the example through pkg-config, each fuzz target for FUZZ_SECONDS
+#      (default 60) after replaying its regressions;
+#   3. the Swift suites again under AddressSanitizer (SKIP_ASAN=1 skips this slow step). Leak
+#      detection is off there: Foundation's Process (used to start the Python client) leaks by
+#      itself; the engine's leaks are checked by LeakSanitizer in step 2 and by the fuzzers.
+# Installs what is missing first (scripts/deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+
 swift build --build-tests
 swift test --skip-build
+
+scripts/test-c.sh
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+    ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
+fi
+echo "all test steps passed"

@@ -382,6 +382,10 @@ int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_eve
             }
             size_t take = (size_t)(plen - c->frame_got);
             if (take > avail) take = avail;
+            if (take == 0) { /* buf may be NULL when len is 0 */
+                *consumed = len;
+                return CWS_WANT_READ;
+            }
             memcpy(c->cbuf + c->frame_got, p, take);
             if (c->fh.masked)
                 (void)cws_mask(c->cbuf + c->frame_got, take, c->fh.mask_key,

@@ -41,6 +41,7 @@ import Testing
 
     @Test func textMessageIsPassedUpAsASliceOfTheReadBuffer() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         let frame = clientFrame(0x1, Array("Hello".utf8))
         let base = frame.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         try channel.writeInbound(frame)
@@ -55,6 +56,7 @@ import Testing
 
     @Test func manyMessagesInOneReadAllArriveInOrder() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         var bytes = ByteBuffer()
         for i in 0..<50 {
             var f = clientFrame(i % 2 == 0 ? 0x1 : 0x2, Array("m\(i)".utf8))
@@ -77,6 +79,7 @@ import Testing
 
     @Test func pingIsAnsweredWithPongOnTheEventLoop() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         try channel.writeInbound(clientFrame(0x9, [1, 2, 3]))
         #expect(try outboundBytes(channel) == [0x8A, 0x03, 1, 2, 3])
         #expect(try channel.readInbound(as: WebSocketInbound.self) == nil) // pings are not passed up
@@ -85,6 +88,7 @@ import Testing
 
     @Test func peerCloseIsEchoedAndTheChannelCloses() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         try channel.writeInbound(clientFrame(0x8, [0x0F, 0xA0] + Array("bye".utf8))) // 4000
         #expect(try channel.readInbound(as: WebSocketInbound.self) == .closed(4000, reason: "bye"))
         #expect(try outboundBytes(channel) == [0x88, 0x02, 0x0F, 0xA0])
@@ -93,6 +97,7 @@ import Testing
 
     @Test func emptyCloseIsAnsweredWithAnEmptyClose() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         try channel.writeInbound(clientFrame(0x8, []))
         #expect(try channel.readInbound(as: WebSocketInbound.self) == .closed(.noStatusReceived, reason: ""))
         #expect(try outboundBytes(channel) == [0x88, 0x00]) // 1005 is never sent
@@ -104,6 +109,7 @@ import Testing
     ])
     func protocolErrorsSendTheirCloseCode(frame: ByteBuffer, code: UInt16) throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         try channel.writeInbound(frame)
         let m = try #require(try channel.readInbound(as: WebSocketInbound.self))
         guard case .failed(let error) = m else { Issue.record("expected failure, got \(m)"); return }
@@ -115,11 +121,14 @@ import Testing
 
     @Test func invalidUTF8Sends1007AndTooBigSends1009() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         try channel.writeInbound(clientFrame(0x1, [0x61, 0xC0, 0xAF]))
         guard case .failed(let e) = try #require(try channel.readInbound(as: WebSocketInbound.self)) else { Issue.record("no failure"); return }
         #expect(e.code == .invalidPayload)
 
         let small = try makeChannel(Options(maxMessageSize: 100))
+
+        defer { _ = try? small.finish() }
         // Only the header of a 200-byte frame: refused before the payload arrives.
         var f = clientFrame(0x2, [UInt8](repeating: 7, count: 200))
         try small.writeInbound(f.readSlice(length: 8)!)
@@ -131,6 +140,7 @@ import Testing
 
     @Test func messagesAreFramedAsHeaderPlusPayload() throws {
         let channel = try makeChannel(Options(maxMessageSize: 1 << 20))
+        defer { _ = try? channel.finish() }
         try channel.writeOutbound(WebSocketOutbound.text(ByteBuffer(string: "hi")))
         let header = try #require(try channel.readOutbound(as: ByteBuffer.self))
         let payload = try #require(try channel.readOutbound(as: ByteBuffer.self))
@@ -144,6 +154,7 @@ import Testing
 
     @Test func outgoingMessageOverTheLimitIsRefused() throws {
         let channel = try makeChannel(Options(maxMessageSize: 10))
+        defer { _ = try? channel.finish() }
         let result = channel.writeAndFlush(WebSocketOutbound.text(ByteBuffer(string: String(repeating: "x", count: 11))))
         #expect(throws: WebSocketError.outgoingMessageTooBig) { try result.wait() }
         _ = try? channel.finish()
@@ -151,6 +162,7 @@ import Testing
 
     @Test func pingsGoOutEveryPingPeriod() throws {
         let channel = try makeChannel(Options(pongWait: .seconds(10), pingPeriod: .seconds(2)))
+        defer { _ = try? channel.finish() }
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(try outboundBytes(channel).isEmpty)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
@@ -163,6 +175,7 @@ import Testing
 
     @Test func silentPeerTimesOutAfterPongWaitButSendingDoesNotCount() throws {
         let channel = try makeChannel(Options(pongWait: .seconds(5), pingPeriod: .seconds(2)))
+        defer { _ = try? channel.finish() }
         // The peer talks at t=3, so the deadline moves to t=8.
         channel.embeddedEventLoop.advanceTime(by: .seconds(3))
         try channel.writeInbound(clientFrame(0xA, []))
@@ -183,6 +196,7 @@ import Testing
 
     @Test func ourCloseWaitsForThePeerThenTimesOut() throws {
         let channel = try makeChannel(Options(closeTimeout: .seconds(3)))
+        defer { _ = try? channel.finish() }
         try channel.writeOutbound(WebSocketOutbound.close(4001, reason: "done"))
         #expect(try outboundBytes(channel) == [0x88, 0x06, 0x0F, 0xA1] + Array("done".utf8))
         // Nothing more can be sent.
@@ -194,6 +208,8 @@ import Testing
         #expect(!channel.isActive)
 
         let answered = try makeChannel(Options(closeTimeout: .seconds(3)))
+
+        defer { _ = try? answered.finish() }
         try answered.writeOutbound(WebSocketOutbound.close(.normalClosure, reason: ""))
         try answered.writeInbound(clientFrame(0x8, [0x03, 0xE8]))
         #expect(try answered.readInbound(as: WebSocketInbound.self) == .closed(.normalClosure, reason: ""))
@@ -202,6 +218,7 @@ import Testing
 
     @Test func clockIsHeldWhileTheApplicationIsNotReading() throws {
         let channel = try makeChannel(Options(pongWait: .seconds(5), pingPeriod: .seconds(2)))
+        defer { _ = try? channel.finish() }
         try channel.writeInbound(clientFrame(0x1, Array("unread".utf8)))
         // No read() follows: the application is applying backpressure, so the socket is not read
         // and the peer cannot be blamed for silence.
@@ -214,6 +231,7 @@ import Testing
 
     @Test func droppedConnectionIsReportedAs1006() throws {
         let channel = try makeChannel()
+        defer { _ = try? channel.finish() }
         try channel.close().wait()
         #expect(try channel.readInbound(as: WebSocketInbound.self) == .failed(WebSocketError(code: .abnormalClosure, reason: "connection lost without a close frame")))
     }

@@ -35,7 +35,6 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private let engine: Engine
     private let options: Options
     private var state = State.open
-    private var context: ChannelHandlerContext?
 
     private var lastReceived = NIODeadline.uptimeNanoseconds(0)
     private var readRequested = true
@@ -62,14 +61,12 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
         if context.channel.isActive { startTimers(context: context) }
     }
 
     /// Cancels the timers.
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
-        self.context = nil
     }
 
     /// Starts the timers when the channel becomes active.

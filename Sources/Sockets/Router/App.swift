@@ -282,7 +282,7 @@ final class AppCore: Sendable {
         do {
             return try await chain(request)
         } catch {
-            logger.error("handler error: \(error)", metadata: ["uri": "\(request.head.uri)"])
+            logger.info("handler error, answered 500: \(error)", metadata: ["uri": "\(request.head.uri)"])
             return .text("500 internal server error", status: .internalServerError)
         }
     }

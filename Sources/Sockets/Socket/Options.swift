@@ -24,19 +24,30 @@ public struct Options: Sendable {
         /// Orders levels by verbosity.
         public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
 
+        /// As a library, Sockets writes at swift-log's `info` and below (the SSWG logging
+        /// guideline): the socket's own error and warning lines go out at `info`, tagged with
+        /// `sockets.level` metadata, and debug lines at `debug`.
         var swiftLogLevel: Logger.Level {
             switch self {
-            case .error: return .error
-            case .warning: return .warning
-            case .info: return .info
+            case .error, .warning, .info: return .info
             case .debug: return .debug
+            }
+        }
+
+        var name: String {
+            switch self {
+            case .error: return "error"
+            case .warning: return "warning"
+            case .info: return "info"
+            case .debug: return "debug"
             }
         }
     }
 
     /// The logger for socket log lines. Default: a swift-log `Logger` labelled `"sockets"` (the
     /// reference logs to stdout with the prefix `[sockets]`; swift-log's bootstrap decides where
-    /// lines go). As a library, Sockets logs at `info` and below.
+    /// lines go). As a library, Sockets logs at swift-log's `info` and below; ``logLevel`` picks
+    /// which of its lines are written, and each carries `sockets.level` metadata.
     public var logger: Logger
     /// Which socket log lines are written. Default `.info`, as in the reference.
     public var logLevel: LogLevel
@@ -173,7 +184,9 @@ public struct Options: Sendable {
 
     func log(_ level: LogLevel, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata? = nil) {
         guard !skipLogging, level <= logLevel else { return }
-        logger.log(level: level.swiftLogLevel, message(), metadata: metadata)
+        var m = metadata ?? [:]
+        m["sockets.level"] = .string(level.name)
+        logger.log(level: level.swiftLogLevel, message(), metadata: m)
     }
 }
 
