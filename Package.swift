@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "Sockets", targets: ["Sockets"]),
         .executable(name: "sockets-echo", targets: ["SocketsEcho"]),
+        .executable(name: "sockets-chat", targets: ["SocketsChat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -39,6 +40,16 @@ let package = Package(
             dependencies: ["Sockets"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "SocketsChat",
+            dependencies: [
+                "Sockets",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Public")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CWebSocketTests",
             dependencies: ["CWebSocket"],
@@ -53,6 +64,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

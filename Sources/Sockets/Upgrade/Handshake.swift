@@ -87,8 +87,7 @@ public enum Handshake {
                     return .failure(HandshakeRefusal(.forbidden, "missing Origin header"))
                 }
             } else {
-                guard origins.count == 1, let check = try? OriginCheck(pattern: options.allowedOrigin),
-                      check.allows(origin: origins[0], host: host) else {
+                guard origins.count == 1, OriginCheck.allows(pattern: options.allowedOrigin, origin: origins[0], host: host) else {
                     return .failure(HandshakeRefusal(.forbidden, "origin not allowed"))
                 }
             }

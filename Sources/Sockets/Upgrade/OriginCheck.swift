@@ -35,7 +35,12 @@ struct OriginCheck: Sendable {
 
     /// Whether `origin` passes for a request to `host`.
     func allows(origin: String, host: String) -> Bool {
-        guard let regex = try? Self.compile(pattern, host: host) else { return false }
+        Self.allows(pattern: pattern, origin: origin, host: host)
+    }
+
+    /// Whether `origin` passes `pattern` for a request to `host` (one compilation).
+    static func allows(pattern: String, origin: String, host: String) -> Bool {
+        guard let regex = try? compile(pattern, host: host) else { return false }
         return (try? regex.firstMatch(in: origin)) != nil
     }
 }
