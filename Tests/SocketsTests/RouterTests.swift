@@ -47,6 +47,8 @@ import Testing
         #expect(r.status == .methodNotAllowed)
         #expect(r.headers["Allow"] == ["GET, POST"])
         #expect(body(await app.core.respond(to: request(.POST, "/a"))) == "posted")
+        // HEAD is served by the GET route.
+        #expect(await app.core.respond(to: request(.HEAD, "/a")).status == .ok)
         app.any("/any") { r in .text(r.method.rawValue) }
         #expect(body(await app.core.respond(to: request(.PATCH, "/any"))) == "PATCH")
     }

@@ -154,7 +154,10 @@ extension [Route] {
         var allowed: [HTTPMethod] = []
         for route in self {
             guard let params = route.pattern.match(path) else { continue }
-            if route.method == nil || route.method == method { return .found(route, params) }
+            // HEAD is answered by the GET route, without the body (RFC 9110 §9.3.2).
+            if route.method == nil || route.method == method || (method == .HEAD && route.method == .GET) {
+                return .found(route, params)
+            }
             if let m = route.method, !allowed.contains(m) { allowed.append(m) }
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
