@@ -420,7 +420,8 @@ enum RawHTTP {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawHTTPError(description: "socket: errno \(errno)") }
         defer { close(fd) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        // Generous: the suites run in parallel on 2 cores beside a 200-client load test.
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
