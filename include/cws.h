@@ -311,9 +311,14 @@ typedef struct cws_config {
     /* NULL: the C library's malloc/realloc/free. Copied at cws_conn_new; the functions and
      * `user` must stay valid until cws_conn_free. */
     const cws_allocator *allocator;
+    /* permessage-deflate (RFC 7692): the parameters agreed in the opening handshake (filled by
+     * cws_pmd_negotiate or cws_pmd_response_accept), or NULL (the default) when the extension is
+     * not in use. Copied at cws_conn_new; not kept. When set, RSV1 is allowed on the first frame of
+     * a data message and such messages are inflated; see the permessage-deflate section below. */
+    const struct cws_pmd_params *pmd;
 } cws_config;
 
-/* Fills *cfg with the defaults above for `role`. */
+/* Fills *cfg with the defaults above for `role` (pmd = NULL). */
 void cws_config_init(cws_config *cfg, cws_role role);
 
 typedef struct cws_conn cws_conn;
@@ -392,6 +397,229 @@ void cws_sha1(const void *data, size_t len, uint8_t out[20]);
 /* Standard base64 (with padding) of data[0..len) into out; out needs 4 * ((len + 2) / 3) bytes.
  * Returns the number of characters written (no NUL). */
 size_t cws_base64_encode(const void *data, size_t len, char *out);
+
+/* ================================================================================================
+ * permessage-deflate (RFC 7692)
+ *
+ * Three parts, all sans-IO:
+ *   1. Negotiation: header bytes in, a decision and a response header value out. The server calls
+ *      cws_pmd_negotiate on the client's Sec-WebSocket-Extensions offers; a client writes its offer
+ *      with cws_pmd_offer_write and checks the answer with cws_pmd_response_accept. Both fill a
+ *      cws_pmd_params with what was agreed.
+ *   2. Receiving: put a pointer to the agreed cws_pmd_params in cws_config.pmd. cws_conn_parse then
+ *      accepts RSV1 on the first frame of a data message (RFC 7692 §6) and delivers such a message
+ *      inflated, in engine-owned memory (in_input = 0, rsv = CWS_RSV1 as on the wire), valid until
+ *      the next call. The inflated size is what max_message_size limits (CWS_ERR_MESSAGE_TOO_BIG,
+ *      1009, as soon as the output would pass it: the engine never holds more than the limit,
+ *      whatever the compression ratio). The compressed bytes of one message may be at most
+ *      max_message_size + max_message_size / 8 + 64 (more than deflate's worst-case expansion).
+ *      Text is UTF-8 validated on the inflated bytes as they come out (fail fast, 1007). Corrupt
+ *      DEFLATE data is CWS_ERR_INFLATE (1007). RSV1 on a continuation or control frame, or
+ *      without the extension, stays CWS_ERR_RESERVED_BITS (1002). Uncompressed messages take the
+ *      same zero-copy paths as without the extension. The inflater (zlib state plus its window)
+ *      is allocated through the engine's allocator on the first compressed message, so a
+ *      connection that never receives one costs nothing extra.
+ *   3. Sending: a cws_deflater compresses whole messages into caller memory; send the result with
+ *      RSV1 on the first frame only (cws_fragmenter_init(..., CWS_RSV1, ...)).
+ *
+ * Memory per connection, measured by Benchmarks/run-deflate.sh (2000 server connections, each
+ * after one compressed 300-byte message in each direction, bytes asked of the allocator; see
+ * Benchmarks/RESULTS-deflate.md). The engine alone is 328 bytes. The inflater (engine-owned,
+ * sized by the PEER's window, so ask for a small one with peer_window_bits) includes a 1 KiB
+ * reassembly buffer; the deflater is the caller's:
+ *   memory mode / our window (memLevel)   deflater           inflater at the same peer window
+ *   CWS_PMD_MEMORY_SHARED, 15 (8)          0 (one ~262 KiB    40.1 KiB
+ *                                           per thread)
+ *   DEDICATED, 9 (2)                       10.0 KiB           8.6 KiB
+ *   DEDICATED, 12 (5)                      38.0 KiB           12.1 KiB
+ *   DEDICATED, 15 (8)                      262.0 KiB          40.1 KiB
+ * Resident memory grows less (zlib's buffers are touched only as far as messages reach): 11, 12,
+ * 20 and 89 KiB per connection for the four rows.
+ * ============================================================================================== */
+
+/* Status codes of this section (they extend cws_status; cws_strerror and cws_status_close_code
+ * know them). */
+enum {
+    /* -1xx, not an error: no offer was acceptable, or the server answered with no extension.
+     * The connection goes on without compression. */
+    CWS_PMD_DECLINED = -104,
+    /* -2xx: the compressed payload of a message is not valid DEFLATE data, or does not end on a
+     * block boundary once 00 00 ff ff is appended (every conforming message does, RFC 7692
+     * §7.2.1) (1007). */
+    CWS_ERR_INFLATE = -216,
+    /* -2xx: the server's permessage-deflate response is not a valid answer to our offer; the
+     * client must _Fail the WebSocket Connection_ (RFC 7692 §5, RFC 6455 §9.1). No close frame
+     * can be sent before the handshake completes; the close code of the status table is 1002. */
+    CWS_ERR_PMD_RESPONSE = -217
+};
+
+/* The longest header value cws_pmd_negotiate and cws_pmd_offer_write write: "permessage-deflate"
+ * with all four parameters and two-digit values. A buffer this big never gets
+ * CWS_ERR_BUFFER_TOO_SMALL. */
+#define CWS_PMD_HEADER_MAX 128
+
+typedef enum cws_pmd_memory {
+    /* One deflater per connection (cws_deflater_new with the agreed parameters), with the
+     * configured window and context takeover. */
+    CWS_PMD_MEMORY_DEDICATED = 0,
+    /* One deflater per thread, shared by every connection on it (cws_deflater_new with
+     * agreed = NULL). It resets after every message, so negotiation always states
+     * no_context_takeover for our direction, and declines offers that demand a smaller window
+     * than window_bits (a shared deflater has one window size). Near zero bytes per connection
+     * for sending; the price is the ratio that context takeover would have given. */
+    CWS_PMD_MEMORY_SHARED = 1
+} cws_pmd_memory;
+
+/* What this endpoint wants (the server's wishes, or the client's offer). "Our" direction is what
+ * we send (server_* parameters for a server, client_* for a client); "peer" is what we receive.
+ * Set with cws_pmd_config_init, then change fields. */
+typedef struct cws_pmd_config {
+    /* Our compressor's LZ77 window, 2^window_bits bytes: 9-15. Never 8: zlib cannot produce a
+     * raw stream with a 256-byte window (it would use 512, breaking the agreement), so offers that
+     * demand 8 for our direction are declined. Default 15. */
+    uint8_t window_bits;
+    /* The largest window we ask the peer to compress with, 9-15: it sizes our inflater. A server
+     * can only ask a client that offered client_max_window_bits; otherwise the client may use 15
+     * and the inflater follows. Never 8: most peers deflate with zlib and could not honour it
+     * (a peer that offers 8 on its own is accepted: inflating with 8 is fine). Default 15 (ask
+     * nothing). */
+    uint8_t peer_window_bits;
+    /* Reset our compressor after every message (state no_context_takeover for our direction).
+     * Forced on by CWS_PMD_MEMORY_SHARED. Default false. */
+    bool no_context_takeover;
+    /* Ask the peer to reset after every message: our inflater then starts each message afresh
+     * (inflateReset; its memory stays allocated). Default false. */
+    bool peer_no_context_takeover;
+    /* zlib compression level 0-9 (0: stored blocks, no compression). Default 1. Measured on
+     * JSON-like messages of 300 B-2 KiB with a 15-bit window (Benchmarks/RESULTS-deflate.md):
+     * level 1 is the fastest (level 2 ties up to 1 KiB), 1.3-1.9x level 3-4 and 2.7-5.5x level 6;
+     * its output is 4% larger than level 2's, 10-12% larger than level 4's and 19-22% larger
+     * than level 6's. */
+    uint8_t level;
+    /* zlib memLevel 1-9: hash table and pending buffer size. 0 (default) matches the window:
+     * window_bits - 7 (8 at window 15, 5 at 12, 2 at 9). */
+    uint8_t mem_level;
+    /* cws_pmd_memory. Default CWS_PMD_MEMORY_DEDICATED. */
+    uint8_t memory;
+    /* Messages shorter than this many bytes are sent uncompressed (deflate's headers and the
+     * flush cost more than they save on tiny messages; hummingbird uses 256 too). Default 256. */
+    uint32_t threshold;
+} cws_pmd_config;
+
+/* Fills *cfg with the defaults above. */
+void cws_pmd_config_init(cws_pmd_config *cfg);
+
+/* The agreed parameters, as RFC 7692 §7.1 names them (so they read the same in both roles).
+ * Window bits are 8-15 and are effective limits: 15 when the handshake stated nothing. */
+typedef struct cws_pmd_params {
+    uint8_t server_max_window_bits;
+    uint8_t client_max_window_bits;
+    bool server_no_context_takeover;
+    bool client_no_context_takeover;
+} cws_pmd_params;
+
+/* Server role (RFC 7692 §5, §7.1). Reads the Sec-WebSocket-Extensions value offers[0..len): a
+ * comma-separated list of extension offers, each a name and ';'-separated parameters with or
+ * without a value (token or quoted-string). Names compare case-insensitively; empty list
+ * elements and whitespace around ',' ';' '=' are allowed. Offers of other extensions are skipped.
+ * A permessage-deflate offer is declined, and the next one tried, when it has an unknown or
+ * duplicated parameter, a value where none belongs or none where one is required, a window size
+ * that is not 8-15 written without leading zeros, a syntax error, or when it cannot be honoured
+ * (server_max_window_bits=8, or below window_bits in CWS_PMD_MEMORY_SHARED mode). Several header
+ * lines: join them with "," in order, or call once per line in order and stop at the first
+ * CWS_OK; both give the same answer.
+ * The first acceptable offer decides, within what the client allows (cfg decides the rest):
+ *   - server_no_context_takeover if the client asked for it or cfg->no_context_takeover or SHARED;
+ *   - server_max_window_bits = min(cfg->window_bits, offered value), stated whenever below 15;
+ *   - client_no_context_takeover if the client offered it or cfg->peer_no_context_takeover;
+ *   - client_max_window_bits = min(cfg->peer_window_bits, offered value), stated only when the
+ *     client offered the parameter and the result is below 15 or the client gave a value.
+ * Returns:
+ *   - CWS_OK: *agreed is filled and response[0..*written) holds the response header value (not
+ *     NUL-terminated), which states exactly what was agreed, e.g.
+ *     "permessage-deflate; server_no_context_takeover; client_max_window_bits=10".
+ *   - CWS_PMD_DECLINED: no acceptable offer; answer without the extension (not a failed handshake).
+ *   - CWS_ERR_BUFFER_TOO_SMALL: cap < the response length (CWS_PMD_HEADER_MAX always suffices).
+ *   - CWS_ERR_INVALID_ARGUMENT: a field of cfg out of range, or a NULL pointer.
+ * *agreed and *written are only written on CWS_OK. offers is read only; nothing is kept. */
+CWS_NODISCARD int cws_pmd_negotiate(const cws_pmd_config *cfg, const void *offers, size_t len,
+                                    cws_pmd_params *agreed, void *response, size_t cap,
+                                    size_t *written);
+
+/* Client role: writes our one offer into out[0..cap) (not NUL-terminated) and sets *written:
+ * "permessage-deflate", then client_no_context_takeover if cfg->no_context_takeover or SHARED,
+ * server_no_context_takeover if cfg->peer_no_context_takeover, server_max_window_bits=N if
+ * cfg->peer_window_bits < 15, and client_max_window_bits (with =N when cfg->window_bits < 15)
+ * so the server may size its inflater. CWS_ERR_BUFFER_TOO_SMALL, CWS_ERR_INVALID_ARGUMENT. */
+CWS_NODISCARD int cws_pmd_offer_write(const cws_pmd_config *cfg, void *out, size_t cap,
+                                      size_t *written);
+
+/* Client role: checks the server's Sec-WebSocket-Extensions value response[0..len) against the
+ * offer that cws_pmd_offer_write made from the same cfg (RFC 7692 §7.1):
+ *   - CWS_OK: *agreed is filled (window bits effective: the server's values, else our offered
+ *     limits, else 15).
+ *   - CWS_PMD_DECLINED: the value is empty (the server accepted no extension).
+ *   - CWS_ERR_PMD_RESPONSE: anything else than exactly one valid permessage-deflate answer: other
+ *     or repeated extensions, unknown or duplicated parameters, bad values, a parameter we asked
+ *     for and the server left out (server_no_context_takeover, server_max_window_bits), a window
+ *     above what we offered, client_max_window_bits when we did not offer it, or
+ *     client_max_window_bits=8 (our zlib deflater cannot honour it). Fail the connection.
+ *   - CWS_ERR_INVALID_ARGUMENT.
+ * Reads response[0..len) only; *agreed is only written on CWS_OK. */
+CWS_NODISCARD int cws_pmd_response_accept(const cws_pmd_config *cfg, const void *response,
+                                          size_t len, cws_pmd_params *agreed);
+
+/* A message compressor (zlib raw deflate, RFC 7692 §7.2.1). Not thread-safe: one thread at a
+ * time. Its fields are private. */
+typedef struct cws_deflater cws_deflater;
+
+/* Creates a deflater for sending in `role` (our direction: server_* parameters for a server).
+ *   - agreed != NULL: a dedicated deflater for one connection. Window =
+ *     min(cfg->window_bits, our agreed max window); it resets after every message when our
+ *     direction's no_context_takeover was agreed or cfg->no_context_takeover is set, and otherwise
+ *     keeps its window across messages (context takeover).
+ *   - agreed == NULL: a shared deflater (CWS_PMD_MEMORY_SHARED): window cfg->window_bits, reset
+ *     after every message, usable by every connection on one thread whose agreement came from
+ *     cws_pmd_negotiate/accept with the same cfg.
+ * Level, mem_level and threshold come from cfg. Allocates a small handle now; the zlib state
+ * (the bulk, see the table above) on the first message it actually compresses. Every allocation,
+ * zlib's included, goes through `allocator` (NULL: malloc/free), which must stay valid until
+ * cws_deflater_free. CWS_ERR_INVALID_ARGUMENT (cfg out of range, agreed window 8),
+ * CWS_ERR_NOMEM. */
+CWS_NODISCARD int cws_deflater_new(const cws_pmd_config *cfg, const cws_pmd_params *agreed,
+                                   cws_role role, const cws_allocator *allocator,
+                                   cws_deflater **out);
+
+/* Frees the deflater and its zlib state. NULL is allowed. */
+void cws_deflater_free(cws_deflater *d);
+
+/* An output size that is always enough for cws_deflate_message of `len` bytes, with any
+ * parameters: len + len/8 + len/64 + 16 (deflate's stored-block worst case plus the flush).
+ * SIZE_MAX if that overflows. */
+size_t cws_deflate_bound(size_t len);
+
+/* Flags for cws_deflate_message. */
+enum {
+    CWS_DEFLATE_DEFAULT = 0,
+    CWS_DEFLATE_NO_COMPRESS = 1 /* the sender marked this message "don't compress" */
+};
+
+/* Compresses one whole message in[0..len) into out[0..cap).
+ * The decision comes first, before the data touches the deflater, so a message sent
+ * uncompressed never enters the context-takeover window (which the peer's inflater would not
+ * have): a message shorter than cfg->threshold, or with CWS_DEFLATE_NO_COMPRESS, sets
+ * *compressed = false and *written = 0; send in[0..len) as it is, with no RSV bits.
+ * Otherwise the message is compressed with a sync flush and the 00 00 ff ff tail removed
+ * (RFC 7692 §7.2.1); *compressed = true and out[0..*written) is the payload to send with RSV1 on
+ * its first frame. A deflater that resets after every message may still answer
+ * *compressed = false when the compressed form would not be smaller (its window is reset
+ * anyway, so nothing diverges).
+ * Errors (nothing sent, deflater unchanged): CWS_ERR_BUFFER_TOO_SMALL when
+ * cap < cws_deflate_bound(len) (checked before compressing), CWS_ERR_INVALID_ARGUMENT,
+ * CWS_ERR_NOMEM (zlib state could not be allocated). in and out are the caller's; nothing is
+ * kept. */
+CWS_NODISCARD int cws_deflate_message(cws_deflater *d, const void *in, size_t len, uint32_t flags,
+                                      void *out, size_t cap, size_t *written, bool *compressed);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,12 @@
  *     because every frame's length is checked against the limit on its header.
  * UTF-8 of text messages is validated as the bytes arrive (fail fast), with the state carried
  * across chunks and fragments in `utf8`.
+ *
+ * permessage-deflate (RFC 7692), when cws_config.pmd is set: a data message whose first frame has
+ * RSV1 is compressed. Its payload is unmasked in place as usual and fed to the inflater piece by
+ * piece; the output goes to the reassembly buffer, which grows within max_message_size only,
+ * and a 1-byte probe detects output past the limit without storing it. Text is validated on the
+ * inflated bytes as they come out. Uncompressed messages are untouched by all of this.
  */
 #include "cws_internal.h"
 
@@ -60,6 +66,15 @@ struct cws_conn {
     size_t rlen;
 
     uint8_t cbuf[125]; /* control payload split across calls */
+
+    /* permessage-deflate (RFC 7692) */
+    uint8_t pmd_on;        /* the extension was negotiated */
+    uint8_t pmd_bits;      /* the peer's window bits: our inflater's window */
+    uint8_t pmd_reset;     /* the peer resets after each message: so do we (no context takeover) */
+    uint8_t msg_inflate;   /* the current message is compressed */
+    uint8_t msg_text_out;  /* validate the inflated bytes as UTF-8 */
+    uint64_t max_wire;     /* compressed bytes allowed per message (see cws.h) */
+    cws__inflater *zin;    /* created on the first compressed message */
 };
 
 /* Reassembly capacity kept between messages; a larger buffer is returned to the allocator once
@@ -78,6 +93,7 @@ void cws_config_init(cws_config *cfg, cws_role role) {
     cfg->max_frame_size = 65536;
     cfg->allowed_rsv = 0;
     cfg->allocator = NULL;
+    cfg->pmd = NULL;
 }
 
 int cws_conn_new(const cws_config *cfg, cws_conn **out) {
@@ -85,6 +101,7 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
     if ((cfg->role != CWS_ROLE_SERVER && cfg->role != CWS_ROLE_CLIENT) ||
         cfg->max_message_size == 0 || cfg->max_frame_size == 0 || (cfg->allowed_rsv & ~0x70))
         return CWS_ERR_INVALID_ARGUMENT;
+    if (cfg->pmd != NULL && !cws__pmd_params_valid(cfg->pmd)) return CWS_ERR_INVALID_ARGUMENT;
     cws_allocator a;
     if (cfg->allocator) {
         a = *cfg->allocator;
@@ -108,6 +125,20 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
     if (c->max_frame < lim) lim = c->max_frame;
     if (c->max_message < lim) lim = c->max_message;
     c->small_limit = (uint8_t)lim;
+    if (cfg->pmd != NULL) {
+        /* RFC 7692 §6: the extension owns RSV1. What we receive was compressed by the peer, so
+         * the peer's direction decides: client_* parameters for a server, server_* for a client. */
+        const cws_pmd_params *p = cfg->pmd;
+        bool server = cfg->role == CWS_ROLE_SERVER;
+        c->pmd_on = 1;
+        c->allowed_rsv |= CWS_RSV1;
+        c->pmd_bits = server ? p->client_max_window_bits : p->server_max_window_bits;
+        c->pmd_reset = (server ? p->client_no_context_takeover : p->server_no_context_takeover) ? 1 : 0;
+        /* Deflate's worst expansion is a few percent (5 bytes per stored block of >= 127 bytes at
+         * memLevel 1); an eighth plus 64 bytes is above it for any sender setting. */
+        uint64_t m = c->max_message, slack = (m >> 3) + 64;
+        c->max_wire = m > UINT64_MAX - slack ? UINT64_MAX : m + slack;
+    }
     *out = c;
     return CWS_OK;
 }
@@ -115,6 +146,7 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
 void cws_conn_free(cws_conn *c) {
     if (c == NULL) return;
     if (c->rbuf) c->alloc.free(c->rbuf, c->alloc.user);
+    cws__inflater_free(c->zin);
     c->alloc.free(c, c->alloc.user);
 }
 
@@ -124,13 +156,14 @@ static int cws__fail(cws_conn *c, int status, cws_event *ev) {
     c->error = status;
     c->flags.f.failed = 1;
     const char *why = cws_strerror(status);
+    uint16_t code = cws_status_close_code(status);
     ev->type = CWS_EVENT_ERROR;
     ev->data = why;
     ev->offset = 0;
     ev->length = strlen(why);
     ev->in_input = 0;
     ev->rsv = 0;
-    ev->close_code = cws_status_close_code(status);
+    ev->close_code = code;
     return status;
 }
 
@@ -186,19 +219,30 @@ static int cws__begin_frame(cws_conn *c) {
         /* RFC 7692 §6.1: RSV1 marks the first frame of a compressed message only; no other
          * extension is defined, so any RSV bit on a continuation frame is an error. */
         if (h->rsv) return CWS_ERR_RESERVED_BITS;
-        if (plen > c->max_message - c->msg_len) return CWS_ERR_MESSAGE_TOO_BIG;
+        /* Compressed messages: msg_len counts wire bytes, bounded by max_wire; the inflated
+         * size is checked as it comes out (cws__inflate_into). */
+        if (plen > (c->msg_inflate ? c->max_wire : c->max_message) - c->msg_len)
+            return CWS_ERR_MESSAGE_TOO_BIG;
         return CWS_OK;
     }
     if (c->flags.f.msg_open) return CWS_ERR_EXPECTED_CONTINUATION;
-    if (plen > c->max_message) return CWS_ERR_MESSAGE_TOO_BIG;
+    const bool inflate = c->pmd_on && (h->rsv & CWS_RSV1);
+    if (plen > (inflate ? c->max_wire : c->max_message)) return CWS_ERR_MESSAGE_TOO_BIG;
+    if (inflate && c->zin == NULL) {
+        /* Created lazily: a connection that never receives a compressed message never pays. */
+        int st = cws__inflater_new(&c->alloc, c->pmd_bits, &c->zin);
+        if (st != CWS_OK) return st;
+    }
     c->msg_opcode = h->opcode;
     c->msg_rsv = h->rsv;
-    /* A message with RSV bits belongs to the extension that set them (e.g. compressed text is
-     * validated after inflation), so only plain text is validated here. */
+    c->msg_inflate = inflate ? 1 : 0;
+    /* A message with RSV bits belongs to the extension that set them (compressed text is
+     * validated after inflation), so only plain text is validated on the wire bytes. */
     c->msg_validate = (h->opcode == CWS_OP_TEXT && h->rsv == 0);
+    c->msg_text_out = (h->opcode == CWS_OP_TEXT && inflate);
     c->msg_len = 0;
     c->flags.f.msg_open = h->fin ? 0 : 1;
-    if (c->msg_validate) cws_utf8_stream_init(&c->utf8);
+    if (c->msg_validate || c->msg_text_out) cws_utf8_stream_init(&c->utf8);
     return CWS_OK;
 }
 
@@ -232,6 +276,88 @@ static int cws__control_event(cws_conn *c, const uint8_t *p, size_t n, size_t of
         ev->close_code = code;
         c->flags.f.closed = 1;
     }
+    return CWS_OK;
+}
+
+/* ---- permessage-deflate (RFC 7692 §7.2.2) ------------------------------------------------------ */
+
+/* Inflates in[0..n) (compressed bytes of the current message, already unmasked) into the
+ * reassembly buffer, validating text as it comes out (fail fast). zlib writes straight into the
+ * buffer's free space. When the buffer is full, inflate first gets a 1-byte probe: if nothing
+ * comes out, the message fitted exactly and the buffer does not grow (a 64 KiB message keeps
+ * reusing a 64 KiB buffer); if a byte comes out at max_message, the message is too big (1009)
+ * and that byte is never stored; otherwise the buffer grows (geometrically, never past
+ * max_message) and the byte is kept. So a bomb costs at most max_message bytes plus zlib's fixed
+ * state, whatever the compression ratio. */
+static int cws__inflate_into(cws_conn *c, const uint8_t *in, size_t n) {
+    int st;
+    if (c->rcap == 0 && c->max_message > 0) {
+        st = cws__reserve(c, 1);
+        if (st != CWS_OK) return st;
+    }
+    for (;;) {
+        size_t produced = 0;
+        bool progress = false;
+        if (c->rlen == c->rcap || c->rlen == c->max_message) {
+            uint8_t probe;
+            st = cws__inflate(c->zin, &in, &n, &probe, 1, &produced, &progress);
+            if (CWS_UNLIKELY(st != CWS_OK)) return st;
+            if (produced == 0) {
+                if (n == 0) return CWS_OK;
+                if (!progress) return CWS_ERR_INFLATE; /* input left, nothing moved */
+                continue;
+            }
+            if (c->rlen == c->max_message) return CWS_ERR_MESSAGE_TOO_BIG;
+            st = cws__reserve(c, c->rlen + 1);
+            if (st != CWS_OK) return st;
+            if (c->msg_text_out && cws_utf8_stream_feed(&c->utf8, &probe, 1) != CWS_OK)
+                return CWS_ERR_INVALID_UTF8;
+            c->rbuf[c->rlen++] = probe;
+            continue;
+        }
+        uint8_t *out = c->rbuf + c->rlen;
+        const size_t room = c->rcap - c->rlen;
+        st = cws__inflate(c->zin, &in, &n, out, room, &produced, &progress);
+        if (CWS_UNLIKELY(st != CWS_OK)) return st;
+        if (produced) {
+            if (c->msg_text_out && cws_utf8_stream_feed(&c->utf8, out, produced) != CWS_OK)
+                return CWS_ERR_INVALID_UTF8;
+            c->rlen += produced;
+        }
+        /* Output space left over means zlib wrote all it could from this input; a full buffer
+         * is probed above. */
+        if (produced < room) {
+            if (n == 0) return CWS_OK;
+            if (!progress) return CWS_ERR_INFLATE;
+        }
+    }
+}
+
+/* Ends a compressed message: the 00 00 ff ff that the sender removed goes in as its own input
+ * (never written after the caller's bytes), then the window is dropped if the peer does not keep
+ * it (RFC 7692 §7.2.2), and the text must be complete UTF-8.
+ * RFC 7692 §7.2.1 makes every compressed payload end with an empty stored block minus those four
+ * bytes, so with them put back the inflater must stand between two blocks; anything else would
+ * leave it mid-block and garble the next message, so it is CWS_ERR_INFLATE here. An empty
+ * payload holds no block at all: it is an empty message and the inflater is not touched (feeding
+ * it the tail alone would stop it inside a stored block's header). */
+static int cws__inflate_finish(cws_conn *c) {
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    if (c->msg_len == 0) return CWS_OK;
+    int st = cws__inflate_into(c, tail, sizeof tail);
+    if (st != CWS_OK) return st;
+    if (!cws__inflater_at_boundary(c->zin)) return CWS_ERR_INFLATE;
+    if (c->pmd_reset) cws__inflater_reset(c->zin);
+    if (c->msg_text_out && cws_utf8_stream_finish(&c->utf8) != CWS_OK) return CWS_ERR_INVALID_UTF8;
+    /* zlib decodes with its fast loop (inflate_fast) only while at least 258 bytes of output
+     * space are left (inflate.c); the rest goes through its byte-at-a-time state machine, several
+     * times slower. A message that ended that close to the end of a small buffer (1 KiB into
+     * 1 KiB) spent up to a quarter of its bytes there, measured as 8% of the time at 1 KiB. So
+     * the buffer grows once, by doubling, and the next messages of that size decode on the fast
+     * path all the way. From 16 KiB the slow tail is under 2% and not worth the memory. Only
+     * an optimisation: if the allocator refuses, the buffer stays as it was and that is fine. */
+    if (c->rcap - c->rlen < 258 && c->rcap < 16384 && c->rcap < c->max_message)
+        (void)cws__reserve(c, c->rcap + 1);
     return CWS_OK;
 }
 
@@ -405,7 +531,7 @@ int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_eve
         /* Data frame. The fast path: a whole unfragmented message inside the input, delivered in
          * place with no copy. */
         if (CWS_LIKELY(c->fh.fin && c->fh.opcode != CWS_OP_CONTINUATION && c->frame_got == 0 &&
-                       avail >= plen)) {
+                       avail >= plen && !c->msg_inflate)) {
             size_t n = (size_t)plen;
             st = cws__unmask_validate(c, p, n, 0, c->msg_validate);
             if (st == CWS_OK && c->msg_validate) st = cws_utf8_stream_finish(&c->utf8);
@@ -429,7 +555,19 @@ int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_eve
         /* Slow path: copy what is here into the reassembly buffer. */
         size_t take = (size_t)(plen - c->frame_got);
         if (take > avail) take = avail;
-        if (take) {
+        if (take && c->msg_inflate) {
+            /* Compressed: unmask in place (inside what this call consumes), inflate into the
+             * reassembly buffer. */
+            if (c->fh.masked) (void)cws_mask(p, take, c->fh.mask_key, (uint32_t)(c->frame_got & 3));
+            st = cws__inflate_into(c, p, take);
+            if (CWS_UNLIKELY(st != CWS_OK)) {
+                *consumed = pos;
+                return cws__fail(c, st, ev);
+            }
+            c->frame_got += take;
+            c->msg_len += take;
+            pos += take;
+        } else if (take) {
             st = cws__unmask_validate(c, p, take, c->frame_got, c->msg_validate);
             if (CWS_UNLIKELY(st != CWS_OK)) {
                 *consumed = pos;
@@ -456,6 +594,14 @@ int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_eve
         if (c->msg_validate && cws_utf8_stream_finish(&c->utf8) != CWS_OK) {
             *consumed = pos;
             return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
+        }
+        if (c->msg_inflate) {
+            st = cws__inflate_finish(c);
+            if (CWS_UNLIKELY(st != CWS_OK)) {
+                *consumed = pos;
+                return cws__fail(c, st, ev);
+            }
+            c->msg_inflate = 0;
         }
         c->flags.f.msg_open = 0;
         c->flags.f.reset_rbuf = 1;

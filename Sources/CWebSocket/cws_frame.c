@@ -31,7 +31,10 @@ uint16_t cws_status_close_code(int status) {
         return CWS_CLOSE_PROTOCOL_ERROR;
     case CWS_ERR_INVALID_UTF8:
     case CWS_ERR_CLOSE_REASON_UTF8:
+    case CWS_ERR_INFLATE:
         return CWS_CLOSE_INVALID_PAYLOAD;
+    case CWS_ERR_PMD_RESPONSE: /* the client fails the connection; 1002 if a close is sent */
+        return CWS_CLOSE_PROTOCOL_ERROR;
     case CWS_ERR_MESSAGE_TOO_BIG:
     case CWS_ERR_FRAME_TOO_BIG:
         return CWS_CLOSE_MESSAGE_TOO_BIG;
@@ -48,6 +51,7 @@ const char *cws_strerror(int status) {
     case CWS_WANT_READ: return "more input needed";
     case CWS_CLOSED: return "connection already closed";
     case CWS_DONE: return "done";
+    case CWS_PMD_DECLINED: return "permessage-deflate declined";
     case CWS_ERR_RESERVED_OPCODE: return "reserved opcode";
     case CWS_ERR_RESERVED_BITS: return "reserved bits set";
     case CWS_ERR_CONTROL_FRAGMENTED: return "fragmented control frame";
@@ -63,6 +67,8 @@ const char *cws_strerror(int status) {
     case CWS_ERR_CLOSE_REASON_UTF8: return "invalid UTF-8 in close reason";
     case CWS_ERR_MESSAGE_TOO_BIG: return "message too big";
     case CWS_ERR_FRAME_TOO_BIG: return "frame too big";
+    case CWS_ERR_INFLATE: return "invalid compressed data";
+    case CWS_ERR_PMD_RESPONSE: return "invalid permessage-deflate response";
     case CWS_ERR_INVALID_ARGUMENT: return "invalid argument";
     case CWS_ERR_BUFFER_TOO_SMALL: return "buffer too small";
     case CWS_ERR_INVALID_CLOSE_CODE: return "close code not allowed on the wire";

@@ -69,4 +69,29 @@ void cws__mask_avx2(uint8_t *p, size_t n, uint32_t key32);
 void cws__mask_neon(uint8_t *p, size_t n, uint32_t key32);
 #endif
 
+/* ---- cws_deflate.c: permessage-deflate (RFC 7692) internals used by cws_conn.c ----
+ * The inflater behind cws_conn_parse. zlib stays inside cws_deflate.c; the engine sees an opaque
+ * handle. */
+typedef struct cws__inflater cws__inflater;
+/* Creates a raw inflater with a 2^window_bits window (8-15), allocating through *a, which must
+ * outlive it (the engine passes its own copy of the allocator). CWS_ERR_NOMEM. */
+int cws__inflater_new(const cws_allocator *a, int window_bits, cws__inflater **out);
+void cws__inflater_free(cws__inflater *z);
+/* One inflate step from *in[0..*in_len) into out[0..cap): advances *in and *in_len past the bytes
+ * consumed and sets *produced. A DEFLATE block with BFINAL set ends zlib's stream; the payload may
+ * go on (RFC 7692 §7.2.3.4), so the stream is restarted with its window kept and *progress is
+ * set even when no byte moved. CWS_OK (check *produced / *in_len for progress), CWS_ERR_INFLATE,
+ * CWS_ERR_NOMEM. */
+int cws__inflate(cws__inflater *z, const uint8_t **in, size_t *in_len, uint8_t *out, size_t cap,
+                 size_t *produced, bool *progress);
+/* Forgets the window (no context takeover): inflateReset, memory kept. */
+void cws__inflater_reset(cws__inflater *z);
+/* True when the inflater stopped between two DEFLATE blocks (where every conforming message
+ * ends once its 00 00 ff ff is put back, RFC 7692 §7.2.1 step 2). */
+bool cws__inflater_at_boundary(const cws__inflater *z);
+/* True when p (a cws_pmd_params) holds window bits 8-15. */
+bool cws__pmd_params_valid(const cws_pmd_params *p);
+/* cws_extension.c: true when every field of cfg is in range. */
+bool cws__pmd_config_valid(const cws_pmd_config *cfg);
+
 #endif /* CWS_INTERNAL_H */
