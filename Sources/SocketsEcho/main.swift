@@ -12,9 +12,10 @@ import Darwin
 var host = "127.0.0.1"
 var port = 9001
 var maxMessageSize = 16 << 20
+var compression: Options.Compression? = nil
 var args = CommandLine.arguments.dropFirst()
 func usage() -> Never {
-    print("usage: sockets-echo [--host HOST] [--port PORT] [--max-message-size BYTES]")
+    print("usage: sockets-echo [--host HOST] [--port PORT] [--max-message-size BYTES] [--compression off|on|shared|small]")
     exit(2)
 }
 while let arg = args.popFirst() {
@@ -28,6 +29,16 @@ while let arg = args.popFirst() {
     case "--max-message-size":
         guard let v = args.popFirst().flatMap({ Int($0) }), v > 0 else { usage() }
         maxMessageSize = v
+    case "--compression":
+        // on: dedicated deflater, window 15; shared: one deflater per thread (no context
+        // takeover); small: dedicated with a 512-byte window (about 10 KB per connection).
+        switch args.popFirst() {
+        case "off": compression = nil
+        case "on": compression = .default
+        case "shared": compression = Options.Compression(memory: .shared)
+        case "small": compression = Options.Compression(windowBits: 9, peerWindowBits: 9)
+        default: usage()
+        }
     case "-h", "--help": usage()
     default: usage()
     }
@@ -35,7 +46,7 @@ while let arg = args.popFirst() {
 
 let options = Options(
     logLevel: .warning, maxMessageSize: maxMessageSize, maxFrameSize: maxMessageSize,
-    allowAnyOrigin: true
+    allowAnyOrigin: true, compression: compression
 )
 let app = App()
 app.any("/*", try Sockets.raw(options)) { _, socket in

@@ -533,6 +533,88 @@ def scenario_huge_head(args):
         conn.close()
 
 
+def scenario_pmd_raw(args):
+    """permessage-deflate seen on the wire (RFC 7692): offers the extension by hand, sends one
+    uncompressed and one compressed (RSV1, raw DEFLATE, 00 00 ff ff tail removed) text message,
+    and reports the server's agreed header and, for each echo, its RSV1 bit and what it inflates
+    to (with the tail put back)."""
+    import zlib
+    conn = RawConnection(args.url)
+    try:
+        headers = conn.default_headers() + [("Sec-WebSocket-Extensions", args.offer or "permessage-deflate; client_max_window_bits")]
+        conn.send_request(headers=headers)
+        hs = conn.read_response(read_body=False)
+        out = {"status": hs["status"], "extensions": hs["headers"].get("sec-websocket-extensions")}
+        text = ("{\"typ\": \"message\", \"from\": \"alice\", \"text\": \"hello hello hello\"} " * 40).encode()
+        inflater = zlib.decompressobj(-15)
+        echoes = []
+        deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+        for compressed in (False, True):
+            if compressed:
+                payload = deflater.compress(text) + deflater.flush(zlib.Z_SYNC_FLUSH)
+                assert payload.endswith(b"\x00\x00\xff\xff")
+                conn.sock.sendall(build_frame(OP_TEXT, payload[:-4], rsv=4))  # rsv=4: RSV1
+            else:
+                conn.sock.sendall(build_frame(OP_TEXT, text))
+            # RSV1 is in the first byte, which read_frame does not return: peek at it.
+            deadline = time.monotonic() + STEP
+            while len(conn.buf) < 1:
+                conn._fill(deadline)
+            rsv1 = bool(conn.buf[0] & 0x40)
+            f = conn.read_frame(deadline)
+            if f is None:
+                echoes.append({"eof": True})
+                break
+            body = f[2]
+            if rsv1:
+                body = inflater.decompress(body + b"\x00\x00\xff\xff")
+            echoes.append({"rsv1": rsv1, "wire_length": len(f[2]), "same": body == text, "opcode": f[1]})
+        out["echoes"] = echoes
+        out["sent_length"] = len(text)
+        conn.sock.sendall(build_frame(OP_CLOSE, struct.pack("!H", 1000)))
+        out["close"] = conn.read_until_close()
+        return out
+    finally:
+        conn.close()
+
+
+async def scenario_pmd_ws(args):
+    """Compression with Python's websockets as the independent peer: its permessage-deflate,
+    with the parameters given in --offer (comma-separated: server_no_context_takeover,
+    client_no_context_takeover, client_max_window_bits=N), then an echo of small and large
+    text and binary messages."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+    kw = {}
+    for item in (args.offer or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item == "server_no_context_takeover":
+            kw["server_no_context_takeover"] = True
+        elif item == "client_no_context_takeover":
+            kw["client_no_context_takeover"] = True
+        elif item.startswith("client_max_window_bits="):
+            kw["client_max_window_bits"] = int(item.split("=")[1])
+        elif item.startswith("server_max_window_bits="):
+            kw["server_max_window_bits"] = int(item.split("=")[1])
+    factory = ClientPerMessageDeflateFactory(**kw)
+    async with await ws_connect(args.url, compression=None, extensions=[factory], ping_interval=None) as ws:
+        agreed = ws.response.headers.get("Sec-WebSocket-Extensions")
+        negotiated = [repr(e) for e in ws.protocol.extensions]
+        def big(i):
+            return "{\"n\": %d, \"text\": \"the quick brown fox jumps over the lazy dog\"} " % i * 60
+        results = []
+        for i in range(6):
+            msg = big(i) if i % 2 == 0 else "short %d" % i
+            await ws.send(msg)
+            results.append((await asyncio.wait_for(ws.recv(), STEP)) == msg)
+        data = bytes(range(256)) * 20
+        await ws.send(data)
+        results.append((await asyncio.wait_for(ws.recv(), STEP)) == data)
+        await ws.close()
+        return {"agreed": agreed, "negotiated": negotiated, "echo_ok": results, "close": close_info(ws)}
+
+
 def scenario_silent(args):
     """Handshakes, then never writes again (no pong, no close answer), and only watches: the
     frames the server sends and when the connection ends. Reading does not send anything, so the
@@ -619,6 +701,7 @@ def scenario_no_read(args):
 # ---------------------------------------------------------------------------------------------
 
 ASYNC = {
+    "pmd_ws": scenario_pmd_ws,
     "echo": scenario_echo,
     "client_close": scenario_client_close,
     "await_close": scenario_await_close,
@@ -632,6 +715,7 @@ SYNC = {
     "http": scenario_http,
     "silent": scenario_silent,
     "same_segment": scenario_same_segment,
+    "pmd_raw": scenario_pmd_raw,
     "huge_head": scenario_huge_head,
     "flood": scenario_flood,
     "no_read": scenario_no_read,

@@ -42,6 +42,11 @@ import Testing
         #expect(field(Options(allowedOrigin: "https?://(")) == "allowedOrigin")
         #expect(field(Options(closeTimeout: .zero)) == "closeTimeout")
         #expect(field(Options(subprotocols: ["chat v1"])) == "subprotocols")
+        #expect(field(Options(compression: .init(windowBits: 8))) == "compression.windowBits")
+        #expect(field(Options(compression: .init(peerWindowBits: 16))) == "compression.peerWindowBits")
+        #expect(field(Options(compression: .init(level: 10))) == "compression.level")
+        #expect(field(Options(compression: .default)) == nil)
+        #expect(Options().compression == nil) // off by default
         // The middleware refuses them when the route is set up, not per request.
         #expect(throws: OptionsError.self) { try Sockets.messages(Options(recvChannelBuffer: 0)) }
         #expect(throws: OptionsError.self) { try Sockets.json(String.self, Options(allowedOrigin: "[")) }

@@ -10,14 +10,24 @@ final class Engine {
 
     /// - Throws: ``WebSocketError`` if the C engine refuses the limits (they are checked earlier
     ///   by `Options.validate()`, so this means a bug) or cannot allocate.
-    init(role: Role, maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0) throws {
+    init(role: Role, maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0, compression: CompressionAgreement? = nil) throws {
         var cfg = cws_config()
         cws_config_init(&cfg, role == .server ? CWS_ROLE_SERVER : CWS_ROLE_CLIENT)
         cfg.max_message_size = UInt64(maxMessageSize)
         cfg.max_frame_size = UInt64(maxFrameSize)
         cfg.allowed_rsv = allowedRSV
         var c: OpaquePointer?
-        let st = cws_conn_new(&cfg, &c)
+        let st: Int32
+        if let compression {
+            // The engine copies the parameters at cws_conn_new.
+            var params = compression.params
+            st = withUnsafePointer(to: &params) { p in
+                cfg.pmd = p
+                return cws_conn_new(&cfg, &c)
+            }
+        } else {
+            st = cws_conn_new(&cfg, &c)
+        }
         guard st == CWS_OK.rawValue, let c else {
             throw WebSocketError(code: 1011, reason: String(cString: cws_strerror(st)))
         }
@@ -82,6 +92,7 @@ final class Engine {
 
     /// Writes a frame header for a server (unmasked) frame into `buffer`.
     static func writeHeader(into buffer: inout ByteBuffer, opcode: UInt8, length: Int, fin: Bool = true, rsv: UInt8 = 0) {
+        // (rsv 0x40 = RSV1: a compressed message, RFC 7692 §6)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(CWS_MAX_HEADER_SIZE)) { out in
             var written = 0
             let st = cws_frame_header_write(out.baseAddress, out.count, &written, fin, rsv, opcode, UInt64(length), nil)

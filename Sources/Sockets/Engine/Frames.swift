@@ -90,6 +90,9 @@ public enum WebSocketOutbound: Sendable, Equatable {
     case text(ByteBuffer)
     /// A binary message.
     case binary(ByteBuffer)
+    /// A message that must go out uncompressed even when permessage-deflate is in use (already
+    /// compressed data, or secrets that should not share a window with attacker-chosen text).
+    case uncompressed(WebSocketMessage)
     /// A ping with up to 125 bytes of payload.
     case ping(ByteBuffer)
     /// Starts the close handshake with this code and reason (at most 123 bytes of UTF-8).

@@ -51,11 +51,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     ///
     /// - Parameter options: limits and timers; see ``Options``.
     /// - Throws: ``OptionsError`` when the options are inconsistent.
-    public init(options: Options) throws {
+    public convenience init(options: Options) throws {
+        try self.init(options: options, compression: nil)
+    }
+
+    /// With permessage-deflate agreed in the handshake (see ``WebSocketUpgrader``).
+    init(options: Options, compression: CompressionAgreement?) throws {
         try options.validate()
         self.options = options
-        self.engine = try Engine(role: .server, maxMessageSize: options.maxMessageSize, maxFrameSize: options.effectiveMaxFrameSize)
+        self.compression = compression
+        self.engine = try Engine(role: .server, maxMessageSize: options.maxMessageSize, maxFrameSize: options.effectiveMaxFrameSize,
+                                 compression: compression)
     }
+
+    private let compression: CompressionAgreement?
+    private var deflater: Deflater?
 
     // MARK: Lifecycle
 
@@ -211,6 +221,11 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             writeMessage(context: context, opcode: Engine.opText, payload: payload, promise: promise)
         case .binary(let payload):
             writeMessage(context: context, opcode: Engine.opBinary, payload: payload, promise: promise)
+        case .uncompressed(let message):
+            switch message {
+            case .text(let payload): writeMessage(context: context, opcode: Engine.opText, payload: payload, compress: false, promise: promise)
+            case .binary(let payload): writeMessage(context: context, opcode: Engine.opBinary, payload: payload, compress: false, promise: promise)
+            }
         case .ping(let payload):
             guard state == .open else { promise?.fail(WebSocketError.closed); return }
             guard payload.readableBytes <= 125 else {
@@ -233,7 +248,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    private func writeMessage(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, promise: EventLoopPromise<Void>?) {
+    private func writeMessage(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, compress: Bool = true,
+                              promise: EventLoopPromise<Void>?) {
         guard state == .open else {
             promise?.fail(WebSocketError.closed)
             return
@@ -242,13 +258,25 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             promise?.fail(WebSocketError.outgoingMessageTooBig)
             return
         }
+        if let compression, let settings = options.compression, payload.readableBytes >= settings.threshold || !compress {
+            // The deflater decides (threshold, the per-message switch) before the data touches
+            // its window; created on the first message worth compressing.
+            if deflater == nil {
+                deflater = settings.memory == .shared ? Deflater.shared(settings: settings) : Deflater(settings: settings, agreement: compression)
+            }
+            if let deflater, let (out, compressed) = deflater.compress(payload, skip: !compress, allocator: context.channel.allocator) {
+                writeFrame(context: context, opcode: opcode, payload: out, rsv: compressed ? 0x40 : 0, promise: promise)
+                return
+            }
+        }
         writeFrame(context: context, opcode: opcode, payload: payload, promise: promise)
     }
 
     /// Header and payload as two buffers: NIO sends them with one vectored write on flush.
-    private func writeFrame(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, promise: EventLoopPromise<Void>?) {
+    private func writeFrame(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, rsv: UInt8 = 0,
+                            promise: EventLoopPromise<Void>?) {
         var header = context.channel.allocator.buffer(capacity: 10)
-        Engine.writeHeader(into: &header, opcode: opcode, length: payload.readableBytes)
+        Engine.writeHeader(into: &header, opcode: opcode, length: payload.readableBytes, rsv: rsv)
         context.write(wrapOutboundOut(header), promise: nil)
         let tracked = trackWrite(context: context, promise: promise)
         context.write(wrapOutboundOut(payload), promise: tracked ?? promise)

@@ -101,6 +101,22 @@ public final class Socket<Message: Sendable>: Sendable {
         try await send(frame: frame)
     }
 
+    /// Sends a message, choosing per message whether permessage-deflate may compress it (when the
+    /// route enables compression and the client agreed). `compress: false` sends it as it is:
+    /// for data that is already compressed, or secrets that should not share a compression window
+    /// with text an attacker chooses.
+    public func send(_ message: Message, compress: Bool) async throws {
+        var frame = try codec.encode(message, channel.allocator)
+        if !compress {
+            switch frame {
+            case .text(let b): frame = .uncompressed(.text(b))
+            case .binary(let b): frame = .uncompressed(.binary(b))
+            default: break
+            }
+        }
+        try await send(frame: frame)
+    }
+
     /// Encodes a message once, for sending to many sockets (a room's broadcast): every
     /// ``send(_:)-(PreparedMessage)`` shares the same payload bytes; only the 2–10 byte frame
     /// header is written per recipient.

@@ -25,11 +25,23 @@ public struct HandshakeAcceptance: Sendable, Equatable {
     public let acceptValue: String
     /// The subprotocol chosen from the server's list, if any.
     public let subprotocol: String?
+    /// permessage-deflate, when the route enables it and the client offered something acceptable.
+    let compression: CompressionAgreement?
+
+    init(acceptValue: String, subprotocol: String?, compression: CompressionAgreement? = nil) {
+        self.acceptValue = acceptValue
+        self.subprotocol = subprotocol
+        self.compression = compression
+    }
+
+    /// The agreed `Sec-WebSocket-Extensions` value (permessage-deflate and its parameters), if any.
+    public var extensions: String? { compression?.responseHeader }
 
     /// The headers of the 101 response.
     public var responseHeaders: HTTPHeaders {
         var h: HTTPHeaders = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": acceptValue]
         if let subprotocol { h.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        if let extensions { h.add(name: "Sec-WebSocket-Extensions", value: extensions) }
         return h
     }
 }
@@ -94,7 +106,10 @@ public enum Handshake {
         }
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
         let chosen = options.subprotocols.first { offered.contains($0) }
-        return .success(HandshakeAcceptance(acceptValue: accept, subprotocol: chosen))
+        let compression = options.compression.flatMap { settings in
+            CompressionAgreement.negotiate(offers: head.headers["Sec-WebSocket-Extensions"], settings: settings)
+        }
+        return .success(HandshakeAcceptance(acceptValue: accept, subprotocol: chosen, compression: compression))
     }
 }
 

@@ -78,6 +78,7 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             var headers = initialResponseHeaders
             headers.replaceOrAdd(name: "Sec-WebSocket-Accept", value: acceptance.acceptValue)
             if let p = acceptance.subprotocol { headers.replaceOrAdd(name: "Sec-WebSocket-Protocol", value: p) }
+            if let e = acceptance.extensions { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: e) }
             return channel.eventLoop.makeSucceededFuture(headers)
         }
     }
@@ -90,7 +91,7 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             return context.eventLoop.makeFailedFuture(NoRoute())
         }
         do {
-            let handler = try WebSocketHandler(options: route.options)
+            let handler = try WebSocketHandler(options: route.options, compression: acceptance.compression)
             try context.pipeline.syncOperations.addHandler(handler)
             try route.onUpgrade(channel, upgradeRequest, acceptance)
             route.options.log(.info, "websocket connected: \(upgradeRequest.uri)", metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])

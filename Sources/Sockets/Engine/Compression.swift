@@ -1,0 +1,125 @@
+internal import CWebSocket
+import NIOCore
+import NIOPosix
+
+/// What the opening handshake agreed for permessage-deflate (RFC 7692 §7.1), and the
+/// `Sec-WebSocket-Extensions` value that says so.
+struct CompressionAgreement: Sendable, Equatable {
+    var serverMaxWindowBits: UInt8
+    var clientMaxWindowBits: UInt8
+    var serverNoContextTakeover: Bool
+    var clientNoContextTakeover: Bool
+    var responseHeader: String
+
+    var params: cws_pmd_params {
+        var p = cws_pmd_params()
+        p.server_max_window_bits = serverMaxWindowBits
+        p.client_max_window_bits = clientMaxWindowBits
+        p.server_no_context_takeover = serverNoContextTakeover
+        p.client_no_context_takeover = clientNoContextTakeover
+        return p
+    }
+
+    /// Runs the server's negotiation over the client's offers (every `Sec-WebSocket-Extensions`
+    /// line, joined with ","). Nil when no offer is acceptable: the connection goes on without
+    /// compression, as RFC 7692 §5 wants, never a failed handshake.
+    static func negotiate(offers: [String], settings: Options.Compression) -> CompressionAgreement? {
+        guard !offers.isEmpty else { return nil }
+        var cfg = settings.cConfig
+        var joined = offers.joined(separator: ",")
+        var agreed = cws_pmd_params()
+        var out = [UInt8](repeating: 0, count: Int(CWS_PMD_HEADER_MAX))
+        var written = 0
+        let st = joined.withUTF8 { o in
+            out.withUnsafeMutableBytes { r in
+                cws_pmd_negotiate(&cfg, o.baseAddress, o.count, &agreed, r.baseAddress, r.count, &written)
+            }
+        }
+        guard st == CWS_OK.rawValue else { return nil }
+        return CompressionAgreement(
+            serverMaxWindowBits: agreed.server_max_window_bits, clientMaxWindowBits: agreed.client_max_window_bits,
+            serverNoContextTakeover: agreed.server_no_context_takeover, clientNoContextTakeover: agreed.client_no_context_takeover,
+            responseHeader: String(decoding: out[0..<written], as: UTF8.self))
+    }
+}
+
+extension Options.Compression {
+    var cConfig: cws_pmd_config {
+        var c = cws_pmd_config()
+        cws_pmd_config_init(&c)
+        c.window_bits = UInt8(windowBits)
+        c.peer_window_bits = UInt8(peerWindowBits)
+        c.no_context_takeover = noContextTakeover
+        c.peer_no_context_takeover = peerNoContextTakeover
+        c.level = UInt8(level)
+        c.threshold = UInt32(clamping: threshold)
+        c.memory = UInt8(memory == .shared ? CWS_PMD_MEMORY_SHARED.rawValue : CWS_PMD_MEMORY_DEDICATED.rawValue)
+        return c
+    }
+}
+
+/// A zlib deflater for outgoing messages (server role). Dedicated: one per connection, created
+/// on the first message worth compressing. Shared: one per event-loop thread, reset after every
+/// message, used by every connection on that thread.
+final class Deflater {
+    private let handle: OpaquePointer
+
+    init?(settings: Options.Compression, agreement: CompressionAgreement?) {
+        var cfg = settings.cConfig
+        var d: OpaquePointer?
+        let st: Int32
+        if let agreement {
+            var p = agreement.params
+            st = cws_deflater_new(&cfg, &p, CWS_ROLE_SERVER, nil, &d)
+        } else {
+            st = cws_deflater_new(&cfg, nil, CWS_ROLE_SERVER, nil, &d)
+        }
+        guard st == CWS_OK.rawValue, let d else { return nil }
+        handle = d
+    }
+
+    deinit { cws_deflater_free(handle) }
+
+    /// The payload to send and whether it is compressed (RSV1): below the threshold, or with
+    /// `skip`, the message goes out as it is and never touches the deflater's window.
+    func compress(_ payload: ByteBuffer, skip: Bool, allocator: ByteBufferAllocator) -> (ByteBuffer, Bool)? {
+        let bound = cws_deflate_bound(payload.readableBytes)
+        var out = allocator.buffer(capacity: bound)
+        var compressed = false
+        var failed = false
+        payload.withUnsafeReadableBytes { input in
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { o in
+                var written = 0
+                let st = cws_deflate_message(handle, input.baseAddress, input.count,
+                                             skip ? UInt32(CWS_DEFLATE_NO_COMPRESS) : 0,
+                                             o.baseAddress, o.count, &written, &compressed)
+                if st != CWS_OK.rawValue { failed = true; return 0 }
+                return written
+            }
+        }
+        if failed { return nil }
+        return compressed ? (out, true) : (payload, false)
+    }
+
+    /// The shared deflater of the calling thread for these settings.
+    static func shared(settings: Options.Compression) -> Deflater? {
+        let box = sharedBox.currentValue ?? {
+            let b = SharedBox()
+            sharedBox.currentValue = b
+            return b
+        }()
+        if let d = box.deflaters[settings] { return d }
+        let d = Deflater(settings: settings, agreement: nil)
+        box.deflaters[settings] = d
+        return d
+    }
+
+    private final class SharedBox {
+        var deflaters: [Options.Compression: Deflater] = [:]
+    }
+    // ThreadSpecificVariable gives each thread its own value; the variable itself is safe to share.
+    nonisolated(unsafe) private static let sharedBox = ThreadSpecificVariable<SharedBox>()
+}
+
+@available(*, unavailable)
+extension Deflater: Sendable {}

@@ -1,0 +1,75 @@
+import NIOCore
+import Sockets
+import Testing
+
+/// permessage-deflate (RFC 7692) against independent peers: Python's websockets with its own
+/// permessage-deflate in several parameter sets (Autobahn 12.x/13.x territory), and a raw client
+/// that checks RSV1 and the compressed bytes on the wire with zlib.
+extension InteropTests {
+    static func compressedEcho(_ compression: Options.Compression?, compress: Bool = true) -> (App) throws -> Void {
+        { app in
+            app.get("/echo", try Sockets.messages(Self.options { $0.allowAnyOrigin = true; $0.compression = compression })) { _, socket in
+                for await message in socket.receiver { try await socket.send(message, compress: compress) }
+            }
+            app.get("/bytes", try Sockets.raw(Self.options { $0.allowAnyOrigin = true; $0.compression = compression })) { _, socket in
+                for await message in socket.receiver { try await socket.send(message) }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("dedicated", "", "permessage-deflate"),
+        ("dedicated", "server_no_context_takeover", "permessage-deflate; server_no_context_takeover"),
+        ("dedicated", "client_max_window_bits=10", "permessage-deflate; client_max_window_bits=10"),
+        ("dedicated", "server_no_context_takeover,client_no_context_takeover,client_max_window_bits=9",
+         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9"),
+        ("shared", "", "permessage-deflate; server_no_context_takeover"),
+        ("small", "client_max_window_bits=12", "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"),
+    ])
+    func compressionWithPythonWebsockets(mode: String, offer: String, agreed: String) async throws {
+        let settings: Options.Compression = switch mode {
+        case "shared": Options.Compression(memory: .shared)
+        case "small": Options.Compression(windowBits: 9, peerWindowBits: 9)
+        default: .default
+        }
+        try await withApp(Self.compressedEcho(settings)) { port in
+            let r = try await InteropClient.run("pmd_ws", "ws://127.0.0.1:\(port)/bytes", ["--offer", offer])
+            #expect(r["agreed"].string == agreed, "\(r)")
+            #expect(r["echo_ok"].array.count == 7 && r["echo_ok"].array.allSatisfy { $0.bool == true }, "\(r)")
+            #expect(r["close"]["rcvd_code"].int == 1000, "\(r)")
+        }
+    }
+
+    /// On the wire: the echo of a 2600-byte JSON-like text comes back with RSV1 and inflates to the
+    /// same text; with context takeover the second copy is smaller than the first.
+    @Test func compressedFramesOnTheWire() async throws {
+        try await withApp(Self.compressedEcho(.default)) { port in
+            let r = try await InteropClient.run("pmd_raw", "ws://127.0.0.1:\(port)/echo")
+            #expect(r["status"].int == 101, "\(r)")
+            let echoes = r["echoes"].array
+            #expect(echoes.count == 2, "\(r)")
+            #expect(echoes.allSatisfy { $0["rsv1"].bool == true && $0["same"].bool == true }, "\(r)")
+            let first = echoes.first?["wire_length"].int ?? 0, second = echoes.last?["wire_length"].int ?? 0
+            #expect(first > 0 && first < 300 && second < first, "2600 bytes should shrink, more so the second time: \(r)")
+            print("InteropTests compression: 2600-byte text sent as \(first) then \(second) bytes (context takeover)")
+        }
+    }
+
+    /// Compression is off unless the route enables it: the offer gets no extension in answer.
+    /// And a send with `compress: false` goes out without RSV1 even when it is on.
+    @Test func compressionOffByDefaultAndPerSendSwitch() async throws {
+        try await withApp(Self.compressedEcho(nil)) { port in
+            let r = try await InteropClient.run("pmd_raw", "ws://127.0.0.1:\(port)/echo")
+            #expect(r["status"].int == 101 && r["extensions"].isNull, "\(r)")
+            // The client's compressed message is refused: RSV1 without the extension (1002).
+            let echoes = r["echoes"].array
+            #expect(echoes.first?["rsv1"].bool == false && echoes.first?["same"].bool == true, "\(r)")
+        }
+        try await withApp(Self.compressedEcho(.default, compress: false)) { port in
+            let r = try await InteropClient.run("pmd_raw", "ws://127.0.0.1:\(port)/echo")
+            #expect(r["extensions"].array.first?.string == "permessage-deflate", "\(r)")
+            let echoes = r["echoes"].array
+            #expect(echoes.count == 2 && echoes.allSatisfy { $0["rsv1"].bool == false && $0["same"].bool == true }, "\(r)")
+        }
+    }
+}
