@@ -64,8 +64,10 @@ extension InteropTests {
         #expect(took < .seconds(3), "shutdown took \(took)")
     }
 
-    /// The `sockets-echo` executable (built next to this test bundle) against the Python client:
-    /// text, binary, fragments, a ping, 100 KB; it exits cleanly on SIGTERM.
+    /// The `sockets-echo` executable (built next to this test bundle, started with
+    /// `--compression on`) against the Python client: text, binary, fragments, a ping, 100 KB (all
+    /// compressed, as websockets offers permessage-deflate by default), then websockets with
+    /// server_no_context_takeover; it exits cleanly on SIGTERM.
     @Test func socketsEchoExecutable() async throws {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sockets-echo")
         let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -75,7 +77,7 @@ extension InteropTests {
         let port = 20000 + Int.random(in: 0..<20000)
         let process = Process()
         process.executableURL = found
-        process.arguments = ["--port", "\(port)"]
+        process.arguments = ["--port", "\(port)", "--compression", "on"]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -94,6 +96,9 @@ extension InteropTests {
         #expect(r["fragmented"]["value"].string == "fragmented ✓")
         #expect(r["big"]["length"].int == 100_000)
         #expect(r["pong"]["received"].bool == true)
+        let z = try await InteropClient.run("pmd_ws", "ws://127.0.0.1:\(port)/x", ["--offer", "server_no_context_takeover"])
+        #expect(z["agreed"].string == "permessage-deflate; server_no_context_takeover", "\(z)")
+        #expect(z["echo_ok"].array.count == 7 && z["echo_ok"].array.allSatisfy { $0.bool == true }, "\(z)")
         process.terminate() // SIGTERM: graceful shutdown
         let exited = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             let once = Once(c)
