@@ -85,6 +85,19 @@ static void *cws__default_alloc(size_t n, void *u) { (void)u; return malloc(n); 
 static void *cws__default_realloc(void *p, size_t n, void *u) { (void)u; return realloc(p, n); }
 static void cws__default_free(void *p, void *u) { (void)u; free(p); }
 
+int cws__allocator_resolve(const cws_allocator *given, cws_allocator *out) {
+    if (given != NULL) {
+        if (given->alloc == NULL || given->free == NULL) return CWS_ERR_INVALID_ARGUMENT;
+        *out = *given;
+        return CWS_OK;
+    }
+    out->alloc = cws__default_alloc;
+    out->realloc = cws__default_realloc;
+    out->free = cws__default_free;
+    out->user = NULL;
+    return CWS_OK;
+}
+
 void cws_config_init(cws_config *cfg, cws_role role) {
     if (cfg == NULL) return;
     memset(cfg, 0, sizeof *cfg);
@@ -103,15 +116,7 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
         return CWS_ERR_INVALID_ARGUMENT;
     if (cfg->pmd != NULL && !cws__pmd_params_valid(cfg->pmd)) return CWS_ERR_INVALID_ARGUMENT;
     cws_allocator a;
-    if (cfg->allocator) {
-        a = *cfg->allocator;
-        if (a.alloc == NULL || a.free == NULL) return CWS_ERR_INVALID_ARGUMENT;
-    } else {
-        a.alloc = cws__default_alloc;
-        a.realloc = cws__default_realloc;
-        a.free = cws__default_free;
-        a.user = NULL;
-    }
+    if (cws__allocator_resolve(cfg->allocator, &a) != CWS_OK) return CWS_ERR_INVALID_ARGUMENT;
     cws_conn *c = (cws_conn *)a.alloc(sizeof *c, a.user);
     if (c == NULL) return CWS_ERR_NOMEM;
     memset(c, 0, sizeof *c);

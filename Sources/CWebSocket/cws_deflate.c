@@ -34,9 +34,6 @@
 
 /* ---- allocation through the engine's allocator ----------------------------------------------- */
 
-static void *cws__d_alloc(size_t n, void *u) { (void)u; return malloc(n); }
-static void cws__d_free(void *p, void *u) { (void)u; free(p); }
-
 static voidpf cws__zalloc(voidpf opaque, uInt items, uInt size) {
     const cws_allocator *a = (const cws_allocator *)opaque;
     if (size != 0 && items > SIZE_MAX / size) return Z_NULL;
@@ -149,15 +146,7 @@ int cws_deflater_new(const cws_pmd_config *cfg, const cws_pmd_params *agreed, cw
     if (role != CWS_ROLE_SERVER && role != CWS_ROLE_CLIENT) return CWS_ERR_INVALID_ARGUMENT;
     if (agreed != NULL && !cws__pmd_params_valid(agreed)) return CWS_ERR_INVALID_ARGUMENT;
     cws_allocator a;
-    if (allocator != NULL) {
-        a = *allocator;
-        if (a.alloc == NULL || a.free == NULL) return CWS_ERR_INVALID_ARGUMENT;
-    } else {
-        a.alloc = cws__d_alloc;
-        a.realloc = NULL;
-        a.free = cws__d_free;
-        a.user = NULL;
-    }
+    if (cws__allocator_resolve(allocator, &a) != CWS_OK) return CWS_ERR_INVALID_ARGUMENT;
     uint8_t bits = cfg->window_bits;
     bool reset = cfg->no_context_takeover || cfg->memory == CWS_PMD_MEMORY_SHARED || agreed == NULL;
     if (agreed != NULL) {
