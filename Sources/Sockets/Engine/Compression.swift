@@ -80,9 +80,10 @@ final class Deflater {
 
     deinit { cws_deflater_free(handle) }
 
-    /// The payload to send and whether it is compressed (RSV1): below the threshold, or with
-    /// `skip`, the message goes out as it is and never touches the deflater's window.
-    func compress(_ payload: ByteBuffer, skip: Bool, allocator: ByteBufferAllocator) -> (ByteBuffer, Bool)? {
+    /// The payload to send and whether it is compressed (RSV1). The engine may still send it as it
+    /// is (below its threshold, or when a resetting deflater finds no gain); the caller skips the
+    /// deflater itself for messages marked uncompressed.
+    func compress(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> (ByteBuffer, Bool)? {
         let bound = cws_deflate_bound(payload.readableBytes)
         var out = allocator.buffer(capacity: bound)
         var compressed = false
@@ -91,7 +92,7 @@ final class Deflater {
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { o in
                 var written = 0
                 let st = cws_deflate_message(handle, input.baseAddress, input.count,
-                                             skip ? UInt32(CWS_DEFLATE_NO_COMPRESS) : 0,
+                                             UInt32(CWS_DEFLATE_DEFAULT),
                                              o.baseAddress, o.count, &written, &compressed)
                 if st != CWS_OK.rawValue { failed = true; return 0 }
                 return written

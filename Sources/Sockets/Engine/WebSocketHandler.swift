@@ -258,13 +258,13 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             promise?.fail(WebSocketError.outgoingMessageTooBig)
             return
         }
-        if let compression, let settings = options.compression, payload.readableBytes >= settings.threshold || !compress {
-            // The deflater decides (threshold, the per-message switch) before the data touches
-            // its window; created on the first message worth compressing.
+        // A message marked uncompressed, or under the threshold, never reaches the deflater (so
+        // never its window, and never creates it); created on the first message worth compressing.
+        if compress, let compression, let settings = options.compression, payload.readableBytes >= settings.threshold {
             if deflater == nil {
                 deflater = settings.memory == .shared ? Deflater.shared(settings: settings) : Deflater(settings: settings, agreement: compression)
             }
-            if let deflater, let (out, compressed) = deflater.compress(payload, skip: !compress, allocator: context.channel.allocator) {
+            if let deflater, let (out, compressed) = deflater.compress(payload, allocator: context.channel.allocator) {
                 writeFrame(context: context, opcode: opcode, payload: out, rsv: compressed ? 0x40 : 0, promise: promise)
                 return
             }
