@@ -235,9 +235,9 @@ enum ChatScript {
     /// the test fails) when a tool is missing, the script fails, or it reports an exception.
     static func run(_ script: String, _ args: [String], timeout: Double = 120) async throws -> ChatJSON {
         let arguments = ["python3", interop + "/" + script] + args + ["--server", try chatBinary()]
-        let result = await withCheckedContinuation { (c: CheckedContinuation<ChatProcessResult, Never>) in
+        let result = await withCheckedContinuation { (c: CheckedContinuation<ScriptResult, Never>) in
             // Blocking waits on a thread of their own, not on the concurrency pool.
-            Thread.detachNewThread { c.resume(returning: ChatProcessResult.run(arguments, timeout: timeout)) }
+            Thread.detachNewThread { c.resume(returning: ScriptResult.run(arguments, timeout: timeout)) }
         }
         let stderr = String(decoding: result.stderr, as: UTF8.self)
         if let e = result.launchError { throw ChatScriptError(description: "could not start python3: \(e)") }
@@ -298,59 +298,3 @@ struct ChatJSON: @unchecked Sendable, CustomStringConvertible {
     }
 }
 
-struct ChatProcessResult: Sendable {
-    var status: Int32 = -1
-    var stdout = Data()
-    var stderr = Data()
-    var timedOut = false
-    var launchError: String?
-
-    private final class Collected: @unchecked Sendable {
-        var data = Data()
-    }
-
-    private final class Flag: Sendable {
-        let raised = Atomic<Bool>(false)
-    }
-
-    /// Runs a process to the end with a deadline, reading both pipes so neither can fill up.
-    static func run(_ arguments: [String], timeout: Double) -> ChatProcessResult {
-        var result = ChatProcessResult()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            result.launchError = "\(error)"
-            return result
-        }
-        let timedOut = Flag()
-        let pid = process.processIdentifier
-        let watchdog = DispatchWorkItem {
-            timedOut.raised.store(true, ordering: .relaxed)
-            kill(pid, SIGTERM)  // the script stops its server (and the server dies with it)
-        }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
-        let errData = Collected()
-        let errDone = DispatchSemaphore(value: 0)
-        let errHandle = err.fileHandleForReading
-        Thread.detachNewThread {
-            errData.data = errHandle.readDataToEndOfFile()
-            errDone.signal()
-        }
-        result.stdout = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        watchdog.cancel()
-        errDone.wait()
-        result.stderr = errData.data
-        result.status = process.terminationStatus
-        result.timedOut = timedOut.raised.load(ordering: .relaxed)
-        return result
-    }
-}

@@ -481,10 +481,10 @@ enum InteropClient {
     /// websockets is missing, the client fails, or it prints no JSON object.
     static func run(_ scenario: String, _ url: String, _ extra: [String] = [], timeout: Double = 60) async throws -> InteropJSON {
         let arguments = ["python3", script, scenario, url] + extra
-        let result = await withCheckedContinuation { (c: CheckedContinuation<ProcessResult, Never>) in
+        let result = await withCheckedContinuation { (c: CheckedContinuation<ScriptResult, Never>) in
             // Blocking reads and waits on a thread of their own, not on the concurrency pool
             // (two threads on this machine) that the server's handlers need.
-            Thread.detachNewThread { c.resume(returning: runBlocking(arguments, timeout: timeout)) }
+            Thread.detachNewThread { c.resume(returning: ScriptResult.run(arguments, timeout: timeout)) }
         }
         let stderr = String(decoding: result.stderr, as: UTF8.self)
         if let launchError = result.launchError {
@@ -505,63 +505,5 @@ enum InteropClient {
             throw InteropClientError(description: "client.py \(scenario) raised \(e)\n\(json["traceback"].string ?? "")")
         }
         return json
-    }
-
-    struct ProcessResult: Sendable {
-        var status: Int32 = -1
-        var stdout = Data()
-        var stderr = Data()
-        var timedOut = false
-        var launchError: String?
-    }
-
-    private final class Collected: @unchecked Sendable {
-        var data = Data()
-    }
-
-    private final class Watched: @unchecked Sendable {
-        let process: Process
-        let timedOut = Atomic<Bool>(false)
-        init(_ p: Process) { process = p }
-    }
-
-    private static func runBlocking(_ arguments: [String], timeout: Double) -> ProcessResult {
-        var result = ProcessResult()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            result.launchError = "\(error)"
-            return result
-        }
-        let watched = Watched(process)
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-            if watched.process.isRunning {
-                watched.timedOut.store(true, ordering: .relaxed)
-                watched.process.terminate()
-            }
-        }
-        // stderr on another thread so neither pipe can fill up and block the client.
-        let errData = Collected()
-        let errDone = DispatchSemaphore(value: 0)
-        let errHandle = err.fileHandleForReading
-        Thread.detachNewThread {
-            errData.data = errHandle.readDataToEndOfFile()
-            errDone.signal()
-        }
-        result.stdout = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        errDone.wait()
-        result.stderr = errData.data
-        result.status = process.terminationStatus
-        result.timedOut = watched.timedOut.load(ordering: .relaxed)
-        return result
     }
 }
