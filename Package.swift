@@ -11,20 +11,23 @@ let package = Package(
     name: "Sockets",
     products: [
         .library(name: "Sockets", targets: ["Sockets"]),
+        .library(name: "SocketsCore", targets: ["SocketsCore"]),
         .executable(name: "sockets-echo", targets: ["SocketsEcho"]),
         .executable(name: "sockets-chat", targets: ["SocketsChat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         .target(
             name: "CWebSocket",
             linkerSettings: [.linkedLibrary("z")]
         ),
+        // The NIO layer: vocabulary, engine wrapper, handler and its state machine, upgrader.
         .target(
-            name: "Sockets",
+            name: "SocketsCore",
             dependencies: [
                 "CWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -32,6 +35,22 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The channel layer (Socket<T>, codecs, Options) and the Martini-like layer (router, App,
+        // Classic, server); re-exports SocketsCore.
+        .target(
+            name: "Sockets",
+            dependencies: [
+                "SocketsCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -53,6 +72,16 @@ let package = Package(
         .testTarget(
             name: "CWebSocketTests",
             dependencies: ["CWebSocket"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SocketsCoreTests",
+            dependencies: [
+                "SocketsCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

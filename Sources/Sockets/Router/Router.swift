@@ -25,7 +25,7 @@ public struct Request: Sendable {
     /// The headers.
     public var headers: HTTPHeaders { head.headers }
     /// The path, without the query string.
-    public var path: String { String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]) }
+    public var path: String { String(RequestTarget.path(of: head.uri)) }
 }
 
 /// An HTTP response.
@@ -36,6 +36,9 @@ public struct Response: Sendable {
     public var headers: HTTPHeaders
     /// The body.
     public var body: ByteBuffer
+    /// Set by a socket route's end of chain when the handshake was accepted: the upgrade goes on
+    /// with this acceptance (the response is then a 101 that only middleware sees).
+    var upgrade: HandshakeAcceptance? = nil
 
     /// Creates a response.
     public init(status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
@@ -125,43 +128,6 @@ public struct RouteError: Error, Sendable, CustomStringConvertible {
     public let reason: String
     /// `"invalid route <pattern>: <reason>"`.
     public var description: String { "invalid route \(pattern): \(reason)" }
-}
-
-/// A socket route, with its message type erased.
-struct SocketEndpoint: Sendable {
-    let options: Options
-    let start: @Sendable (_ channel: any Channel, _ request: SocketRequest) throws -> @Sendable () async -> Void
-}
-
-struct Route: Sendable {
-    enum Target: Sendable {
-        case http([Handler])
-        case socket(SocketEndpoint)
-    }
-    let method: HTTPMethod?
-    let pattern: PathPattern
-    let target: Target
-}
-
-enum RouteMatch {
-    case found(Route, [String: String])
-    case methodNotAllowed([HTTPMethod])
-    case notFound
-}
-
-extension [Route] {
-    func match(method: HTTPMethod, path: Substring) -> RouteMatch {
-        var allowed: [HTTPMethod] = []
-        for route in self {
-            guard let params = route.pattern.match(path) else { continue }
-            // HEAD is answered by the GET route, without the body (RFC 9110 §9.3.2).
-            if route.method == nil || route.method == method || (method == .HEAD && route.method == .GET) {
-                return .found(route, params)
-            }
-            if let m = route.method, !allowed.contains(m) { allowed.append(m) }
-        }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
-    }
 }
 
 extension String {

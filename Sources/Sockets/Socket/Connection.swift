@@ -15,6 +15,8 @@ extension SocketSpec {
         handler: @escaping @Sendable (Socket<Message>) async throws -> Void
     ) throws -> @Sendable () async -> Void {
         let recv = options.recvChannelBuffer
+        // The connection's outcome, as its state machine records it.
+        let closeResult = try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self).closeResult
         let asyncChannel = try NIOAsyncChannel<WebSocketInbound, WebSocketOutbound>(
             wrappingChannelSynchronously: channel,
             configuration: .init(backPressureStrategy: .init(lowWatermark: max(1, recv / 2), highWatermark: max(1, recv)))
@@ -29,6 +31,7 @@ extension SocketSpec {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         await Self.pump(inbound, into: socket, codec: codec)
+                        socket.connectionEnded((try? await closeResult.get()) ?? CloseResult(code: .abnormalClosure, reason: ""))
                     }
                     group.addTask {
                         do {
@@ -46,8 +49,6 @@ extension SocketSpec {
     }
 
     private static func pump(_ inbound: NIOAsyncChannelInboundStream<WebSocketInbound>, into socket: Socket<Message>, codec: SocketCodec<Message>) async {
-        var peerCode: CloseCode? = nil
-        var failure: WebSocketError? = nil
         do {
             for try await item in inbound {
                 switch item {
@@ -64,18 +65,14 @@ extension SocketSpec {
                     } catch .malformed(let reason) {
                         socket.inbox.push(error: WebSocketError(code: .invalidPayload, reason: reason))
                     }
-                case .closed(let code, _):
-                    peerCode = code
+                case .closed:
+                    break
                 case .failed(let error):
-                    failure = error
                     socket.inbox.push(error: error)
                 }
             }
         } catch {
-            let e = WebSocketError(code: .abnormalClosure, reason: "\(error)")
-            failure = e
-            socket.inbox.push(error: e)
+            socket.inbox.push(error: WebSocketError(code: .abnormalClosure, reason: "\(error)"))
         }
-        socket.connectionEnded(code: peerCode ?? failure?.code)
     }
 }

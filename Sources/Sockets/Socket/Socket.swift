@@ -16,7 +16,7 @@ public struct SocketRequest: Sendable {
     /// The request's headers.
     public var headers: HTTPHeaders { head.headers }
     /// The request path, without the query.
-    public var path: String { String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "") }
+    public var path: String { String(RequestTarget.path(of: head.uri)) }
 }
 
 /// One event of a connection, for a single loop over ``Socket/events``: the Swift counterpart of
@@ -58,7 +58,6 @@ public final class Socket<Message: Sendable>: Sendable {
     private let channel: any Channel
     private let codec: SocketCodec<Message>
     private let gate: SendGate
-    private let sentCode = NIOLockedValueBox<CloseCode?>(nil)
 
     init(request: SocketRequest, channel: any Channel, codec: SocketCodec<Message>, options: Options) {
         self.request = request
@@ -72,13 +71,13 @@ public final class Socket<Message: Sendable>: Sendable {
     public var subprotocol: String? { request.subprotocol }
 
     /// The messages from the peer, decoded; ends when the connection does.
-    public var receiver: Receiver { Receiver(inbox: inbox) }
+    public var receiver: Receiver { Receiver(inbox: inbox, view: .messages) }
 
     /// The errors of the connection; ends when the connection does.
-    public var errors: Errors { Errors(inbox: inbox) }
+    public var errors: Errors { Errors(inbox: inbox, view: .errors) }
 
     /// Messages and errors in order, then `.done` with the close code.
-    public var events: Events { Events(inbox: inbox) }
+    public var events: Events { Events(inbox: inbox, view: .events) }
 
     /// A handle for sending, to pass to other tasks (for example a room that broadcasts).
     public var sender: Sender { Sender(socket: self) }
@@ -151,79 +150,22 @@ public final class Socket<Message: Sendable>: Sendable {
     ///   - reason: up to 123 bytes of UTF-8, cut at a character boundary if longer.
     public func disconnect(_ code: CloseCode = .normalClosure, reason: String = "") async {
         gate.close()
-        sentCode.withLockedValue { if $0 == nil { $0 = code } }
         try? await channel.writeAndFlush(WebSocketOutbound.close(code, reason: reason)).get()
     }
 
-    /// Called by the pump when the channel's inbound side has ended: `code` is the peer's close
-    /// code or the failure's; without either, the code we sent, else 1006.
-    func connectionEnded(code: CloseCode?) {
+    /// Called by the pump when the connection has ended, with the outcome the connection's state
+    /// machine recorded (the peer's close code, the failure's, the code we sent, or 1006).
+    func connectionEnded(_ result: CloseResult) {
         gate.close()
-        inbox.finish(code ?? sentCode.withLockedValue { $0 } ?? .abnormalClosure)
+        inbox.finish(result.code)
     }
 
-    /// The messages of a socket.
-    public struct Receiver: AsyncSequence, Sendable {
-        let inbox: Inbox<Message>
-        /// Each message.
-        public typealias Element = Message
-        /// Makes an iterator.
-        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox) }
-        /// Iterates messages until the connection ends (or the task is cancelled).
-        public struct AsyncIterator: AsyncIteratorProtocol {
-            let inbox: Inbox<Message>
-            /// The next message, or nil at the end.
-            public mutating func next() async -> Message? {
-                if case .message(let m) = await inbox.take(.message) { return m }
-                return nil
-            }
-        }
-    }
-
-    /// The errors of a socket.
-    public struct Errors: AsyncSequence, Sendable {
-        let inbox: Inbox<Message>
-        /// Each error.
-        public typealias Element = WebSocketError
-        /// Makes an iterator.
-        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox) }
-        /// Iterates errors until the connection ends (or the task is cancelled).
-        public struct AsyncIterator: AsyncIteratorProtocol {
-            let inbox: Inbox<Message>
-            /// The next error, or nil at the end.
-            public mutating func next() async -> WebSocketError? {
-                if case .error(let e) = await inbox.take(.error) { return e }
-                return nil
-            }
-        }
-    }
-
-    /// Messages, errors and the final `.done` of a socket.
-    public struct Events: AsyncSequence, Sendable {
-        let inbox: Inbox<Message>
-        /// Each event.
-        public typealias Element = SocketEvent<Message>
-        /// Makes an iterator.
-        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox) }
-        /// Iterates events; the last is `.done`.
-        public struct AsyncIterator: AsyncIteratorProtocol {
-            let inbox: Inbox<Message>
-            var ended = false
-            /// The next event, or nil after `.done`.
-            public mutating func next() async -> SocketEvent<Message>? {
-                if ended { return nil }
-                switch await inbox.take(.any) {
-                case .message(let m): return .message(m)
-                case .error(let e): return .error(e)
-                case nil:
-                    ended = true
-                    if let code = inbox.takeDone() { return .done(code) }
-                    if Task.isCancelled { return nil }
-                    return .done(await inbox.waitDone())
-                }
-            }
-        }
-    }
+    /// The messages of a socket (``receiver``).
+    public typealias Receiver = SocketSequence<Message, Message>
+    /// The errors of a socket (``errors``).
+    public typealias Errors = SocketSequence<Message, WebSocketError>
+    /// Messages, errors and the final `.done` of a socket (``events``).
+    public typealias Events = SocketSequence<Message, SocketEvent<Message>>
 
     /// A sending handle that can be stored and used from other tasks.
     public struct Sender: Sendable {
@@ -234,6 +176,51 @@ public final class Socket<Message: Sendable>: Sendable {
         public func send(_ prepared: PreparedMessage) async throws { try await socket.send(prepared) }
         /// Encodes once for many sends; see ``Socket/prepare(_:)``.
         public func prepare(_ message: Message) throws -> PreparedMessage { try socket.prepare(message) }
+    }
+}
+
+/// One view of a socket's inbox as an `AsyncSequence`: ``Socket/receiver`` (messages),
+/// ``Socket/errors`` (errors) or ``Socket/events`` (both, then `.done`). Each entry is delivered
+/// once, to whichever view takes it first; every view ends when the connection does (or when the
+/// iterating task is cancelled).
+public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequence, Sendable {
+    enum View: Sendable { case messages, errors, events }
+    let inbox: Inbox<Message>
+    let view: View
+
+    /// Makes an iterator.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inbox: inbox, view: view) }
+
+    /// Iterates one view of the inbox.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let inbox: Inbox<Message>
+        let view: View
+        var ended = false
+
+        /// The next element, or nil at the end.
+        public mutating func next() async -> Element? {
+            if ended { return nil }
+            let entry: Inbox<Message>.Entry?
+            switch view {
+            case .messages: entry = await inbox.take(.message)
+            case .errors: entry = await inbox.take(.error)
+            case .events: entry = await inbox.take(.any)
+            }
+            switch (view, entry) {
+            case (.messages, .message(let m)?): return m as? Element
+            case (.errors, .error(let e)?): return e as? Element
+            case (.events, .message(let m)?): return SocketEvent<Message>.message(m) as? Element
+            case (.events, .error(let e)?): return SocketEvent<Message>.error(e) as? Element
+            case (.events, nil):
+                ended = true
+                if let code = inbox.takeDone() { return SocketEvent<Message>.done(code) as? Element }
+                if Task.isCancelled { return nil }
+                return SocketEvent<Message>.done(await inbox.waitDone()) as? Element
+            default:
+                ended = true
+                return nil
+            }
+        }
     }
 }
 

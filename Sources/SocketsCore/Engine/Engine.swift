@@ -9,10 +9,10 @@ final class Engine {
     private let conn: OpaquePointer
 
     /// - Throws: ``WebSocketError`` if the C engine refuses the limits (they are checked earlier
-    ///   by `Options.validate()`, so this means a bug) or cannot allocate.
-    init(role: Role, maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0, compression: CompressionAgreement? = nil) throws {
+    ///   by ``WebSocketConfiguration/validate()``, so this means a bug) or cannot allocate.
+    init(maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0, compression: CompressionAgreement? = nil) throws {
         var cfg = cws_config()
-        cws_config_init(&cfg, role == .server ? CWS_ROLE_SERVER : CWS_ROLE_CLIENT)
+        cws_config_init(&cfg, CWS_ROLE_SERVER)
         cfg.max_message_size = UInt64(maxMessageSize)
         cfg.max_frame_size = UInt64(maxFrameSize)
         cfg.allowed_rsv = allowedRSV
@@ -35,8 +35,6 @@ final class Engine {
     }
 
     deinit { cws_conn_free(conn) }
-
-    enum Role { case server, client }
 
     /// One step of parsing.
     enum Step {

@@ -1,3 +1,4 @@
+internal import CWebSocket
 public import NIOHTTP1
 
 /// A refused WebSocket handshake: the HTTP status to answer with and a one-line reason.
@@ -9,7 +10,7 @@ public struct HandshakeRefusal: Error, Sendable, Equatable, CustomStringConverti
     /// Extra response headers (426 carries `Sec-WebSocket-Version: 13`, 405 carries `Allow: GET`).
     public let headers: HTTPHeaders
 
-    init(_ status: HTTPResponseStatus, _ reason: String, headers: HTTPHeaders = [:]) {
+    package init(_ status: HTTPResponseStatus, _ reason: String, headers: HTTPHeaders = [:]) {
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -26,7 +27,7 @@ public struct HandshakeAcceptance: Sendable, Equatable {
     /// The subprotocol chosen from the server's list, if any.
     public let subprotocol: String?
     /// permessage-deflate, when the route enables it and the client offered something acceptable.
-    let compression: CompressionAgreement?
+    package let compression: CompressionAgreement?
 
     init(acceptValue: String, subprotocol: String?, compression: CompressionAgreement? = nil) {
         self.acceptValue = acceptValue
@@ -52,17 +53,18 @@ public struct HandshakeAcceptance: Sendable, Equatable {
 ///    `Connection` contains the token `Upgrade` (both case-insensitive), and `Sec-WebSocket-Key` is
 ///    the base64 of 16 bytes, else 400;
 /// 3. `Sec-WebSocket-Version` is 13, else 426 with `Sec-WebSocket-Version: 13`;
-/// 4. the origin check (``Options/allowedOrigin``), else 403; a missing `Origin` is refused unless
-///    ``Options/allowMissingOrigin``.
-/// The subprotocol is the first of ``Options/subprotocols`` that the client offers.
+/// 4. the origin check (``HandshakePolicy/allowedOrigin``), else 403; a missing `Origin` is
+///    refused unless ``HandshakePolicy/allowMissingOrigin``.
+/// The subprotocol is the first of ``HandshakePolicy/subprotocols`` that the client offers, and
+/// permessage-deflate is negotiated when the route's configuration enables it.
 public enum Handshake {
-    /// Runs the checks on a request head.
+    /// Runs the checks on a request head, once per connection.
     ///
     /// - Parameters:
     ///   - head: the HTTP request head.
-    ///   - options: the route's options (origin rules, subprotocols).
+    ///   - route: the route's handshake policy (origin compiled once) and configuration.
     /// - Returns: the acceptance, or the refusal to answer with.
-    public static func evaluate(_ head: HTTPRequestHead, options: Options) -> Result<HandshakeAcceptance, HandshakeRefusal> {
+    public static func evaluate(_ head: HTTPRequestHead, route: WebSocketRoute) -> Result<HandshakeAcceptance, HandshakeRefusal> {
         guard head.method == .GET else {
             return .failure(HandshakeRefusal(.methodNotAllowed, "WebSocket handshake must use GET, not \(head.method.rawValue)", headers: ["Allow": "GET"]))
         }
@@ -84,7 +86,7 @@ public enum Handshake {
             return .failure(HandshakeRefusal(.badRequest, keys.isEmpty ? "missing Sec-WebSocket-Key header" : "more than one Sec-WebSocket-Key header"))
         }
         let key = rawKey.trimmingHTTPWhitespace()
-        guard let accept = Sockets.acceptValue(forKey: key) else {
+        guard let accept = acceptValue(forKey: key) else {
             return .failure(HandshakeRefusal(.badRequest, "Sec-WebSocket-Key is not the base64 of 16 bytes"))
         }
         let versions = head.headers[canonicalForm: "Sec-WebSocket-Version"]
@@ -92,33 +94,51 @@ public enum Handshake {
             return .failure(HandshakeRefusal(.upgradeRequired, "unsupported WebSocket version: this server speaks version 13",
                                              headers: ["Sec-WebSocket-Version": "13"]))
         }
-        if !options.allowAnyOrigin {
+        let policy = route.handshake
+        if let origin = route.origin {
             let origins = head.headers["Origin"]
             if origins.isEmpty {
-                if !options.allowMissingOrigin {
+                if !policy.allowMissingOrigin {
                     return .failure(HandshakeRefusal(.forbidden, "missing Origin header"))
                 }
             } else {
-                guard origins.count == 1, OriginCheck.allows(pattern: options.allowedOrigin, origin: origins[0], host: host) else {
+                guard origins.count == 1, origin.allows(origin: origins[0], host: host) else {
                     return .failure(HandshakeRefusal(.forbidden, "origin not allowed"))
                 }
             }
         }
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
-        let chosen = options.subprotocols.first { offered.contains($0) }
-        let compression = options.compression.flatMap { settings in
+        let chosen = policy.subprotocols.first { offered.contains($0) }
+        let compression = route.configuration.compression.flatMap { settings in
             CompressionAgreement.negotiate(offers: head.headers["Sec-WebSocket-Extensions"], settings: settings)
         }
         return .success(HandshakeAcceptance(acceptValue: accept, subprotocol: chosen, compression: compression))
     }
-}
 
-extension String {
-    /// Trims spaces and tabs (RFC 9110 OWS) from both ends.
-    func trimmingHTTPWhitespace() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
+    /// Whether `key` is a valid `Sec-WebSocket-Key`: the base64 encoding of exactly 16 bytes
+    /// (RFC 6455 §4.1). Surrounding whitespace must already be trimmed.
+    ///
+    /// - Parameter key: the header value as received.
+    /// - Returns: `true` when the server may accept the handshake with this key.
+    public static func isValidKey(_ key: String) -> Bool {
+        var key = key
+        return key.withUTF8 { cws_handshake_key_is_valid($0.baseAddress, $0.count) }
+    }
+
+    /// The `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2):
+    /// base64(SHA-1(key + GUID)), computed by the C engine.
+    ///
+    /// - Parameter key: the client's `Sec-WebSocket-Key`, whitespace trimmed.
+    /// - Returns: the 28-character accept value, or `nil` when the key is not valid.
+    public static func acceptValue(forKey key: String) -> String? {
+        var key = key
+        return key.withUTF8 { k -> String? in
+            var out = [UInt8](repeating: 0, count: Int(CWS_ACCEPT_LENGTH))
+            let status = out.withUnsafeMutableBufferPointer { o in
+                o.withMemoryRebound(to: CChar.self) { cws_handshake_accept(k.baseAddress, k.count, $0.baseAddress) }
+            }
+            guard status == CWS_OK.rawValue else { return nil }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
 }

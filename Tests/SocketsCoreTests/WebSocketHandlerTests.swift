@@ -1,15 +1,15 @@
 import NIOCore
 import NIOEmbedded
-import Sockets
+import SocketsCore
 import Testing
 
 /// The NIO handler driven through an EmbeddedChannel: no sockets, virtual time.
 @Suite struct WebSocketHandlerTests {
     static let key: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]
 
-    func makeChannel(_ options: Options = Options()) throws -> EmbeddedChannel {
+    func makeChannel(_ options: WebSocketConfiguration = WebSocketConfiguration()) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(WebSocketHandler(options: options))
+        try channel.pipeline.syncOperations.addHandler(WebSocketHandler(configuration: options))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -126,7 +126,7 @@ import Testing
         guard case .failed(let e) = try #require(try channel.readInbound(as: WebSocketInbound.self)) else { Issue.record("no failure"); return }
         #expect(e.code == .invalidPayload)
 
-        let small = try makeChannel(Options(maxMessageSize: 100))
+        let small = try makeChannel(WebSocketConfiguration(maxMessageSize: 100))
 
         defer { _ = try? small.finish() }
         // Only the header of a 200-byte frame: refused before the payload arrives.
@@ -139,7 +139,7 @@ import Testing
     }
 
     @Test func messagesAreFramedAsHeaderPlusPayload() throws {
-        let channel = try makeChannel(Options(maxMessageSize: 1 << 20))
+        let channel = try makeChannel(WebSocketConfiguration(maxMessageSize: 1 << 20))
         defer { _ = try? channel.finish() }
         try channel.writeOutbound(WebSocketOutbound.text(ByteBuffer(string: "hi")))
         let header = try #require(try channel.readOutbound(as: ByteBuffer.self))
@@ -153,7 +153,7 @@ import Testing
     }
 
     @Test func outgoingMessageOverTheLimitIsRefused() throws {
-        let channel = try makeChannel(Options(maxMessageSize: 10))
+        let channel = try makeChannel(WebSocketConfiguration(maxMessageSize: 10))
         defer { _ = try? channel.finish() }
         let result = channel.writeAndFlush(WebSocketOutbound.text(ByteBuffer(string: String(repeating: "x", count: 11))))
         #expect(throws: WebSocketError.outgoingMessageTooBig) { try result.wait() }
@@ -161,7 +161,7 @@ import Testing
     }
 
     @Test func pingsGoOutEveryPingPeriod() throws {
-        let channel = try makeChannel(Options(pongWait: .seconds(10), pingPeriod: .seconds(2)))
+        let channel = try makeChannel(WebSocketConfiguration(pongWait: .seconds(10), pingPeriod: .seconds(2)))
         defer { _ = try? channel.finish() }
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(try outboundBytes(channel).isEmpty)
@@ -174,7 +174,7 @@ import Testing
     }
 
     @Test func silentPeerTimesOutAfterPongWaitButSendingDoesNotCount() throws {
-        let channel = try makeChannel(Options(pongWait: .seconds(5), pingPeriod: .seconds(2)))
+        let channel = try makeChannel(WebSocketConfiguration(pongWait: .seconds(5), pingPeriod: .seconds(2)))
         defer { _ = try? channel.finish() }
         // The peer talks at t=3, so the deadline moves to t=8.
         channel.embeddedEventLoop.advanceTime(by: .seconds(3))
@@ -195,7 +195,7 @@ import Testing
     }
 
     @Test func ourCloseWaitsForThePeerThenTimesOut() throws {
-        let channel = try makeChannel(Options(closeTimeout: .seconds(3)))
+        let channel = try makeChannel(WebSocketConfiguration(closeTimeout: .seconds(3)))
         defer { _ = try? channel.finish() }
         try channel.writeOutbound(WebSocketOutbound.close(4001, reason: "done"))
         #expect(try outboundBytes(channel) == [0x88, 0x06, 0x0F, 0xA1] + Array("done".utf8))
@@ -207,7 +207,7 @@ import Testing
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(!channel.isActive)
 
-        let answered = try makeChannel(Options(closeTimeout: .seconds(3)))
+        let answered = try makeChannel(WebSocketConfiguration(closeTimeout: .seconds(3)))
 
         defer { _ = try? answered.finish() }
         try answered.writeOutbound(WebSocketOutbound.close(.normalClosure, reason: ""))
@@ -217,7 +217,7 @@ import Testing
     }
 
     @Test func clockIsHeldWhileTheApplicationIsNotReading() throws {
-        let channel = try makeChannel(Options(pongWait: .seconds(5), pingPeriod: .seconds(2)))
+        let channel = try makeChannel(WebSocketConfiguration(pongWait: .seconds(5), pingPeriod: .seconds(2)))
         defer { _ = try? channel.finish() }
         try channel.writeInbound(clientFrame(0x1, Array("unread".utf8)))
         // No read() follows: the application is applying backpressure, so the socket is not read

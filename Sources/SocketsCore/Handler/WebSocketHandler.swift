@@ -4,6 +4,8 @@ public import NIOCore
 /// The channel handler that owns the C engine for one WebSocket connection (server role).
 ///
 /// Put it in a pipeline right after the HTTP handlers are removed (``WebSocketUpgrader`` does).
+/// Its close and liveness decisions are made by one ``ConnectionStateMachine`` value; the handler
+/// executes them and owns the timers.
 /// Inbound it takes the raw `ByteBuffer`s read from the socket and passes up ``WebSocketInbound``
 /// values; outbound it takes ``WebSocketOutbound`` values and writes frames as `ByteBuffer`s.
 ///
@@ -30,14 +32,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Frame bytes to the socket.
     public typealias OutboundOut = ByteBuffer
 
-    private enum State { case open, closeSent, closed }
-
     private let engine: Engine
-    private let options: Options
-    private var state = State.open
+    private let configuration: WebSocketConfiguration
+    private var machine: ConnectionStateMachine
 
-    private var lastReceived = NIODeadline.uptimeNanoseconds(0)
-    private var readRequested = true
     private var pingTimer: Scheduled<Void>?
     private var livenessTimer: Scheduled<Void>?
     private var closeTimer: Scheduled<Void>?
@@ -46,37 +44,55 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var writeHead = 0
     private var needsFlush = false
     private var steps: [(Engine.Step, Int)] = []
+    private let writeWait: TimeAmount
 
     /// Creates the handler for one connection.
     ///
-    /// - Parameter options: limits and timers; see ``Options``.
-    /// - Throws: ``OptionsError`` when the options are inconsistent.
-    public convenience init(options: Options) throws {
-        try self.init(options: options, compression: nil)
+    /// - Parameter configuration: limits, timers, compression, logging.
+    /// - Throws: ``OptionsError`` when the configuration is inconsistent.
+    public convenience init(configuration: WebSocketConfiguration) throws {
+        try self.init(configuration: configuration, compression: nil)
     }
 
     /// With permessage-deflate agreed in the handshake (see ``WebSocketUpgrader``).
-    init(options: Options, compression: CompressionAgreement?) throws {
-        try options.validate()
-        self.options = options
+    package init(configuration: WebSocketConfiguration, compression: CompressionAgreement?) throws {
+        try configuration.validate()
+        self.configuration = configuration
         self.compression = compression
-        self.engine = try Engine(role: .server, maxMessageSize: options.maxMessageSize, maxFrameSize: options.effectiveMaxFrameSize,
+        self.engine = try Engine(maxMessageSize: configuration.maxMessageSize, maxFrameSize: configuration.effectiveMaxFrameSize,
                                  compression: compression)
+        self.machine = ConnectionStateMachine(
+            timers: .init(pingPeriod: TimeAmount(saturating: configuration.pingPeriod), pongWait: TimeAmount(saturating: configuration.pongWait),
+                          closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
+            now: .uptimeNanoseconds(0))
+        self.writeWait = TimeAmount(saturating: configuration.writeWait)
     }
 
     private let compression: CompressionAgreement?
     private var deflater: Deflater?
+    private var closedResultPromise: EventLoopPromise<CloseResult>?
+
+    /// Completes when the connection has ended, with how it ended (the peer's close code and
+    /// reason, a failure's, the code we sent when the peer never answered, or 1006). Available
+    /// once the handler is in a pipeline; read it on the channel's event loop.
+    public var closeResult: EventLoopFuture<CloseResult> {
+        guard let promise = closedResultPromise else { preconditionFailure("closeResult is available once the handler is in a pipeline") }
+        return promise.futureResult
+    }
 
     // MARK: Lifecycle
 
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
+        closedResultPromise = context.eventLoop.makePromise(of: CloseResult.self)
         if context.channel.isActive { startTimers(context: context) }
     }
 
     /// Cancels the timers.
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
+        if machine.state != .closed { _ = machine.channelClosed() }
+        closedResultPromise?.succeed(machine.result ?? CloseResult(code: .abnormalClosure, reason: ""))
     }
 
     /// Starts the timers when the channel becomes active.
@@ -88,22 +104,19 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Reports a connection that ended without a close handshake as a failure (1006).
     public func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
-        if state == .open {
-            state = .closed
-            context.fireChannelRead(wrapInboundOut(.failed(WebSocketError(code: .abnormalClosure, reason: "connection lost without a close frame"))))
+        if let report = machine.channelClosed() {
+            context.fireChannelRead(wrapInboundOut(report))
         }
-        state = .closed
+        closedResultPromise?.succeed(machine.result ?? CloseResult(code: .abnormalClosure, reason: ""))
         context.fireChannelInactive()
     }
 
     /// Reports a socket error as a failure and closes the channel.
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if state != .closed {
-            state = .closed
-            options.log(.warning, "socket error: \(error)")
-            context.fireChannelRead(wrapInboundOut(.failed(WebSocketError(code: .abnormalClosure, reason: "\(error)"))))
+        if machine.state == .open || machine.state == .closeSent {
+            configuration.log(.warning, "socket error: \(error)")
         }
-        context.close(promise: nil)
+        run(machine.socketError("\(error)"), context: context)
     }
 
     // MARK: Inbound
@@ -111,8 +124,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Parses the bytes, passing up every message in them.
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        lastReceived = context.eventLoop.now
-        readRequested = false
+        machine.peerBytes(now: context.eventLoop.now)
         let base = buffer.readerIndex
         let allocator = context.channel.allocator
         steps.removeAll(keepingCapacity: true)
@@ -145,16 +157,19 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             case .message(let text, let payload):
                 context.fireChannelRead(wrapInboundOut(text ? .text(payload) : .binary(payload)))
             case .ping(let payload):
-                if state == .open {
+                if machine.receivedPing() == .sendPong {
                     writeFrame(context: context, opcode: Engine.opPong, payload: payload, promise: nil)
                     needsFlush = true
                 }
             case .pong:
                 break
             case .close(let code, let reason):
-                peerClosed(context: context, code: CloseCode(rawValue: code), reason: reason)
+                configuration.log(.info, "peer closed the connection: \(code) \(reason)")
+                run(machine.receivedClose(code: CloseCode(rawValue: code), reason: reason), context: context)
             case .failure(let code, let reason):
-                fail(context: context, WebSocketError(code: CloseCode(rawValue: code), reason: reason))
+                let error = WebSocketError(code: CloseCode(rawValue: code), reason: reason)
+                configuration.log(.warning, "closing connection: \(error)")
+                run(machine.fail(error), context: context)
             case .needMore, .closed:
                 break
             }
@@ -174,41 +189,49 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Notes that the application asked for more data (used to hold the liveness clock while it
     /// does not).
     public func read(context: ChannelHandlerContext) {
-        readRequested = true
+        machine.applicationRead()
         context.read()
     }
 
-    private func peerClosed(context: ChannelHandlerContext, code: CloseCode, reason: String) {
-        options.log(.info, "peer closed the connection: \(code.rawValue) \(reason)")
-        context.fireChannelRead(wrapInboundOut(.closed(code, reason: reason)))
-        switch state {
-        case .open:
-            // RFC 6455 §5.5.1: answer with a close frame, echoing the code; then, as the server,
-            // close TCP first (§7.1.1).
-            state = .closed
-            var frame = context.channel.allocator.buffer(capacity: Int(8 + reason.utf8.count))
-            Engine.writeClose(into: &frame, code: code.isSendable ? code.rawValue : nil, reason: "")
-            context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        case .closeSent:
-            state = .closed
-            context.close(promise: nil)
-        case .closed:
-            break
+    // MARK: Executing the state machine's actions
+
+    private func run(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        switch action {
+        case .none:
+            promise?.succeed(())
+        case .sendPong, .sendPing, .checkLivenessAt:
+            preconditionFailure("handled where the timer or frame is")
+        case .close(let report, let frame, let then):
+            if let report { context.fireChannelRead(wrapInboundOut(report)) }
+            var written: EventLoopFuture<Void>? = nil
+            if let frame {
+                var bytes = context.channel.allocator.buffer(capacity: Int(8 + frame.reason.utf8.count))
+                Engine.writeClose(into: &bytes, code: frame.code?.rawValue, reason: frame.reason)
+                let p = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(wrapOutboundOut(bytes), promise: trackWrite(context: context, promise: p) ?? p)
+                written = p.futureResult
+            }
+            if let promise {
+                if let written { promise.completeWith(written) } else { promise.succeed(()) }
+            }
+            switch then {
+            case .now:
+                cancelTimers()
+                context.close(promise: nil)
+            case .afterFrame(let timeout):
+                written?.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                armCloseTimer(context: context, timeout: timeout)
+            case .whenPeerAnswers(let timeout):
+                armCloseTimer(context: context, timeout: timeout)
+            }
         }
     }
 
-    private func fail(context: ChannelHandlerContext, _ error: WebSocketError) {
-        guard state != .closed else { return }
-        options.log(.warning, "closing connection: \(error)")
-        let wasOpen = state == .open
-        state = .closed
-        context.fireChannelRead(wrapInboundOut(.failed(error)))
-        if wasOpen {
-            var frame = context.channel.allocator.buffer(capacity: Int(8 + error.reason.utf8.count))
-            Engine.writeClose(into: &frame, code: error.code.rawValue, reason: error.reason)
-            context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        } else {
-            context.close(promise: nil)
+    private func armCloseTimer(context: ChannelHandlerContext, timeout: TimeAmount) {
+        closeTimer?.cancel()
+        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.configuration.log(.info, "peer did not complete the close handshake within closeTimeout")
+            self.run(self.machine.closeTimeoutElapsed(), context: context)
         }
     }
 
@@ -227,40 +250,32 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             case .binary(let payload): writeMessage(context: context, opcode: Engine.opBinary, payload: payload, compress: false, promise: promise)
             }
         case .ping(let payload):
-            guard state == .open else { promise?.fail(WebSocketError.closed); return }
+            guard machine.canSend else { promise?.fail(WebSocketError.closed); return }
             guard payload.readableBytes <= 125 else {
                 promise?.fail(WebSocketError(code: .protocolError, reason: "ping payload longer than 125 bytes"))
                 return
             }
             writeFrame(context: context, opcode: Engine.opPing, payload: payload, promise: promise)
         case .close(let code, let reason):
-            guard state == .open else { promise?.succeed(()); return }
-            state = .closeSent
-            options.log(.info, "closing connection: \(code.rawValue) \(reason)")
-            var frame = context.channel.allocator.buffer(capacity: Int(8 + reason.utf8.count))
-            Engine.writeClose(into: &frame, code: code.rawValue, reason: reason)
-            context.write(wrapOutboundOut(frame), promise: trackWrite(context: context, promise: promise) ?? promise)
-            let timeout = TimeAmount(options.closeTimeout)
-            closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-                self.options.log(.info, "peer did not answer our close frame within closeTimeout")
-                context.close(promise: nil)
-            }
+            let action = machine.sendClose(code: code, reason: reason)
+            if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)") }
+            run(action, context: context, promise: promise)
         }
     }
 
     private func writeMessage(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, compress: Bool = true,
                               promise: EventLoopPromise<Void>?) {
-        guard state == .open else {
+        guard machine.canSend else {
             promise?.fail(WebSocketError.closed)
             return
         }
-        guard payload.readableBytes <= options.maxMessageSize else {
+        guard payload.readableBytes <= configuration.maxMessageSize else {
             promise?.fail(WebSocketError.outgoingMessageTooBig)
             return
         }
         // A message marked uncompressed, or under the threshold, never reaches the deflater (so
         // never its window, and never creates it); created on the first message worth compressing.
-        if compress, let compression, let settings = options.compression, payload.readableBytes >= settings.threshold {
+        if compress, let compression, let settings = configuration.compression, payload.readableBytes >= settings.threshold {
             if deflater == nil {
                 deflater = settings.memory == .shared ? Deflater.shared(settings: settings) : Deflater(settings: settings, agreement: compression)
             }
@@ -285,10 +300,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Timers
 
     private func startTimers(context: ChannelHandlerContext) {
-        guard pingTimer == nil, state == .open else { return }
-        lastReceived = context.eventLoop.now
-        schedulePing(context: context)
-        scheduleLiveness(context: context, at: lastReceived + TimeAmount(options.pongWait))
+        guard pingTimer == nil, machine.state == .open else { return }
+        let deadline = machine.start(now: context.eventLoop.now)
+        schedulePing(context: context, in: machine.timers.pingPeriod)
+        scheduleLiveness(context: context, at: deadline)
     }
 
     private func cancelTimers() {
@@ -302,27 +317,23 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         writeTimer = nil
     }
 
-    private func schedulePing(context: ChannelHandlerContext) {
-        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(options.pingPeriod)) {
-            guard self.state == .open else { return }
+    private func schedulePing(context: ChannelHandlerContext, in delay: TimeAmount) {
+        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            guard case .sendPing(let next) = self.machine.pingDue() else { return }
             self.writeFrame(context: context, opcode: Engine.opPing, payload: ByteBuffer(), promise: nil)
             context.flush()
-            self.schedulePing(context: context)
+            self.schedulePing(context: context, in: next)
         }
     }
 
     private func scheduleLiveness(context: ChannelHandlerContext, at deadline: NIODeadline) {
         livenessTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            guard self.state == .open else { return }
-            let pongWait = TimeAmount(self.options.pongWait)
-            let due = self.lastReceived + pongWait
-            if context.eventLoop.now < due {
-                self.scheduleLiveness(context: context, at: due)
-            } else if !self.readRequested {
-                // The application is not reading, so neither are we: the peer is not at fault.
-                self.scheduleLiveness(context: context, at: context.eventLoop.now + pongWait)
-            } else {
-                self.fail(context: context, .pongTimeout)
+            switch self.machine.livenessDue(now: context.eventLoop.now) {
+            case .checkLivenessAt(let next):
+                self.scheduleLiveness(context: context, at: next)
+            case let action:
+                if action != .none { self.configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)") }
+                self.run(action, context: context)
             }
         }
     }
@@ -330,9 +341,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// With `writeWait` set, wraps the write's promise so a write still pending after `writeWait`
     /// fails the connection. Writes complete in order, so one timer on the oldest suffices.
     private func trackWrite(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> EventLoopPromise<Void>? {
-        guard options.writeWait > .zero else { return nil }
+        guard writeWait > .zero else { return nil }
         let tracked = context.eventLoop.makePromise(of: Void.self)
-        writeDeadlines.append(context.eventLoop.now + TimeAmount(options.writeWait))
+        writeDeadlines.append(context.eventLoop.now + writeWait)
         tracked.futureResult.assumeIsolated().whenComplete { result in
             self.writeHead += 1
             if self.writeHead == self.writeDeadlines.count {
@@ -353,13 +364,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.writeTimer = nil
             guard self.writeHead < self.writeDeadlines.count else { return }
             if context.eventLoop.now >= self.writeDeadlines[self.writeHead] {
-                self.options.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
-                if self.state != .closed {
-                    self.state = .closed
-                    context.fireChannelRead(self.wrapInboundOut(.failed(.writeTimeout)))
-                }
-                // The socket cannot take our bytes, so a close frame would not get through either.
-                context.close(promise: nil)
+                self.configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
+                self.run(self.machine.writeTimedOut(), context: context)
             } else {
                 self.scheduleWriteCheck(context: context)
             }
@@ -371,8 +377,16 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 extension WebSocketHandler: Sendable {}
 
 extension TimeAmount {
-    init(_ duration: Duration) {
+    /// The duration in nanoseconds, saturating at `Int64.max` (about 292 years) instead of
+    /// trapping: `.seconds(.max)` meant as "never" must not stop the process.
+    package init(saturating duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow {
+            self = .nanoseconds(seconds < 0 ? .min : .max)
+            return
+        }
+        let (sum, overflow2) = ns.addingReportingOverflow(attoseconds / 1_000_000_000)
+        self = .nanoseconds(overflow2 ? (ns < 0 ? .min : .max) : sum)
     }
 }

@@ -2,9 +2,63 @@ internal import CWebSocket
 import NIOCore
 import NIOPosix
 
+/// permessage-deflate settings (RFC 7692). The client's offer decides within what it allows;
+/// these decide the rest. Bytes per connection: see Benchmarks/RESULTS-deflate.md.
+public struct CompressionSettings: Sendable, Hashable {
+    /// Where our deflater lives.
+    public enum Memory: Sendable, Hashable {
+        /// One deflater per connection, with context takeover unless disabled.
+        case dedicated
+        /// One deflater per event-loop thread for every connection on it; resets after every
+        /// message (we state server_no_context_takeover).
+        case shared
+    }
+
+    /// Where our deflater lives. Default `.dedicated`.
+    public var memory: Memory
+    /// Our LZ77 window, 2^windowBits bytes, 9–15 (never 8: zlib cannot honour it). Default 15.
+    public var windowBits: Int
+    /// The window we ask the client to use when it allows us to, 9–15. Default 15 (no ask).
+    public var peerWindowBits: Int
+    /// Reset our deflater after every message. Default `false`.
+    public var noContextTakeover: Bool
+    /// Ask the client to reset after every message. Default `false`.
+    public var peerNoContextTakeover: Bool
+    /// zlib level, 0–9. Default 1: fastest at nearly the ratio of 6 on small JSON (measured).
+    public var level: Int
+    /// Messages shorter than this go out uncompressed. Default 256 bytes.
+    public var threshold: Int
+
+    /// Creates settings; every parameter has the default given on its property.
+    public init(memory: Memory = .dedicated, windowBits: Int = 15, peerWindowBits: Int = 15,
+                noContextTakeover: Bool = false, peerNoContextTakeover: Bool = false,
+                level: Int = 1, threshold: Int = 256) {
+        self.memory = memory
+        self.windowBits = windowBits
+        self.peerWindowBits = peerWindowBits
+        self.noContextTakeover = noContextTakeover
+        self.peerNoContextTakeover = peerNoContextTakeover
+        self.level = level
+        self.threshold = threshold
+    }
+
+    /// The defaults: dedicated, window 15, level 1, threshold 256.
+    public static let `default` = CompressionSettings()
+
+    /// Checks the ranges.
+    ///
+    /// - Throws: ``OptionsError`` naming the field (`compression.windowBits`, …).
+    public func validate() throws(OptionsError) {
+        if !(9...15).contains(windowBits) { throw OptionsError(field: "compression.windowBits", reason: "must be 9-15") }
+        if !(9...15).contains(peerWindowBits) { throw OptionsError(field: "compression.peerWindowBits", reason: "must be 9-15") }
+        if !(0...9).contains(level) { throw OptionsError(field: "compression.level", reason: "must be 0-9") }
+        if threshold < 0 { throw OptionsError(field: "compression.threshold", reason: "must not be negative") }
+    }
+}
+
 /// What the opening handshake agreed for permessage-deflate (RFC 7692 §7.1), and the
 /// `Sec-WebSocket-Extensions` value that says so.
-struct CompressionAgreement: Sendable, Equatable {
+package struct CompressionAgreement: Sendable, Equatable {
     var serverMaxWindowBits: UInt8
     var clientMaxWindowBits: UInt8
     var serverNoContextTakeover: Bool
@@ -23,7 +77,7 @@ struct CompressionAgreement: Sendable, Equatable {
     /// Runs the server's negotiation over the client's offers (every `Sec-WebSocket-Extensions`
     /// line, joined with ","). Nil when no offer is acceptable: the connection goes on without
     /// compression, as RFC 7692 §5 wants, never a failed handshake.
-    static func negotiate(offers: [String], settings: Options.Compression) -> CompressionAgreement? {
+    static func negotiate(offers: [String], settings: CompressionSettings) -> CompressionAgreement? {
         guard !offers.isEmpty else { return nil }
         var cfg = settings.cConfig
         var joined = offers.joined(separator: ",")
@@ -43,7 +97,7 @@ struct CompressionAgreement: Sendable, Equatable {
     }
 }
 
-extension Options.Compression {
+extension CompressionSettings {
     var cConfig: cws_pmd_config {
         var c = cws_pmd_config()
         cws_pmd_config_init(&c)
@@ -64,7 +118,7 @@ extension Options.Compression {
 final class Deflater {
     private let handle: OpaquePointer
 
-    init?(settings: Options.Compression, agreement: CompressionAgreement?) {
+    init?(settings: CompressionSettings, agreement: CompressionAgreement?) {
         var cfg = settings.cConfig
         var d: OpaquePointer?
         let st: Int32
@@ -89,7 +143,7 @@ final class Deflater {
         var compressed = false
         var failed = false
         payload.withUnsafeReadableBytes { input in
-            out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { o in
+            _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { o in
                 var written = 0
                 let st = cws_deflate_message(handle, input.baseAddress, input.count,
                                              UInt32(CWS_DEFLATE_DEFAULT),
@@ -103,7 +157,7 @@ final class Deflater {
     }
 
     /// The shared deflater of the calling thread for these settings.
-    static func shared(settings: Options.Compression) -> Deflater? {
+    static func shared(settings: CompressionSettings) -> Deflater? {
         let box = sharedBox.currentValue ?? {
             let b = SharedBox()
             sharedBox.currentValue = b
@@ -116,7 +170,7 @@ final class Deflater {
     }
 
     private final class SharedBox {
-        var deflaters: [Options.Compression: Deflater] = [:]
+        var deflaters: [CompressionSettings: Deflater] = [:]
     }
     // ThreadSpecificVariable gives each thread its own value; the variable itself is safe to share.
     nonisolated(unsafe) private static let sharedBox = ThreadSpecificVariable<SharedBox>()

@@ -5,13 +5,13 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A message of either kind, undecoded.
-public enum WebSocketMessage: Sendable, Equatable {
-    /// A text message (valid UTF-8).
-    case text(ByteBuffer)
-    /// A binary message.
-    case binary(ByteBuffer)
-}
+/// Sockets: WebSocket connections as channels for Swift servers.
+///
+/// The namespace of the socket middleware, as in the reference: ``messages()``, ``bytes()``,
+/// ``json(_:)`` and ``raw()`` each make a ``SocketSpec`` (a codec and ``Options``) to put in a
+/// route before the handler that receives the ``Socket``. The protocol engine is the C module
+/// `CWebSocket`; the NIO layer is `SocketsCore`, re-exported here.
+public enum Sockets {}
 
 /// How messages of one type travel: decoded once per incoming message, encoded once per send.
 public struct SocketCodec<Message: Sendable>: Sendable {

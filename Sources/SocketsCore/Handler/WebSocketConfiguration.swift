@@ -1,0 +1,139 @@
+public import Logging
+
+/// The verbosity of a connection's own log lines, as in the reference (`LogLevelError` 0 …
+/// `LogLevelDebug` 3).
+public enum SocketLogLevel: Int, Sendable, Comparable, CaseIterable {
+    /// Errors only (the reference's `LogLevelError`, 0).
+    case error = 0
+    /// Errors and warnings (`LogLevelWarning`, 1).
+    case warning = 1
+    /// Connection lifetime events too (`LogLevelInfo`, 2): the default.
+    case info = 2
+    /// Everything, including every frame's kind and size (`LogLevelDebug`, 3).
+    case debug = 3
+
+    /// Orders levels by verbosity.
+    public static func < (lhs: SocketLogLevel, rhs: SocketLogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// As a library, Sockets writes at swift-log's `info` and below (the SSWG logging
+    /// guideline): the socket's own error and warning lines go out at `info`, tagged with
+    /// `sockets.level` metadata, and debug lines at `debug`.
+    var swiftLogLevel: Logger.Level {
+        switch self {
+        case .error, .warning, .info: return .info
+        case .debug: return .debug
+        }
+    }
+
+    var name: String {
+        switch self {
+        case .error: return "error"
+        case .warning: return "warning"
+        case .info: return "info"
+        case .debug: return "debug"
+        }
+    }
+}
+
+/// What one connection's ``WebSocketHandler`` needs: limits, timers, compression and logging.
+///
+/// The channel layer's `Options` composes this with the handshake policy and its own buffers; a
+/// SwiftNIO user who only wants the handler builds this alone. Every default is the reference's
+/// where it has one.
+public struct WebSocketConfiguration: Sendable {
+    /// The logger for the connection's log lines. Default: label `"sockets"`.
+    public var logger: Logger
+    /// Which of the connection's log lines are written. Default `.info`, as in the reference.
+    public var logLevel: SocketLogLevel
+    /// Skip logging entirely. Default `false`.
+    public var skipLogging: Bool
+    /// How long one write may wait to complete before the connection is closed. `.zero` means
+    /// writes never time out. Default 60 s, as in the reference.
+    public var writeWait: Duration
+    /// How long the peer may stay silent (no frame of any kind, pongs included) before the
+    /// connection is closed. Default 60 s. Only what the peer sends counts as liveness.
+    public var pongWait: Duration
+    /// How often the server pings the peer; shorter than ``pongWait`` and, unless that is `.zero`,
+    /// ``writeWait``. Default 48 s (8/10 of pongWait, as in the reference).
+    public var pingPeriod: Duration
+    /// The largest message accepted and sent, in bytes (all fragments together; inflated size
+    /// with compression). A larger incoming message closes the connection with 1009 before its
+    /// excess is stored. Default 65536, as in the reference.
+    public var maxMessageSize: Int
+    /// The largest single frame accepted. Default `nil`: the same as ``maxMessageSize``.
+    /// Browsers send frames up to 128 KiB, so keep it at least that large if messages are.
+    public var maxFrameSize: Int?
+    /// How long to wait for the peer's close frame after sending ours before closing TCP.
+    /// Default 5 s.
+    public var closeTimeout: Duration
+    /// permessage-deflate (RFC 7692). Default `nil`: off (it costs CPU and, with context
+    /// takeover, memory per connection).
+    public var compression: CompressionSettings?
+
+    /// Creates a configuration; every parameter has its default.
+    ///
+    /// - Parameters:
+    ///   - logger: default label `"sockets"`.
+    ///   - logLevel: default `.info`.
+    ///   - skipLogging: default `false`.
+    ///   - writeWait: default 60 s; `.zero` disables the write timeout.
+    ///   - pongWait: default 60 s.
+    ///   - pingPeriod: default 48 s.
+    ///   - maxMessageSize: default 65536 bytes.
+    ///   - maxFrameSize: default `nil` (= maxMessageSize).
+    ///   - closeTimeout: default 5 s.
+    ///   - compression: default `nil` (off).
+    public init(
+        logger: Logger = Logger(label: "sockets"),
+        logLevel: SocketLogLevel = .info,
+        skipLogging: Bool = false,
+        writeWait: Duration = .seconds(60),
+        pongWait: Duration = .seconds(60),
+        pingPeriod: Duration = .seconds(48),
+        maxMessageSize: Int = 65536,
+        maxFrameSize: Int? = nil,
+        closeTimeout: Duration = .seconds(5),
+        compression: CompressionSettings? = nil
+    ) {
+        self.logger = logger
+        self.logLevel = logLevel
+        self.skipLogging = skipLogging
+        self.writeWait = writeWait
+        self.pongWait = pongWait
+        self.pingPeriod = pingPeriod
+        self.maxMessageSize = maxMessageSize
+        self.maxFrameSize = maxFrameSize
+        self.closeTimeout = closeTimeout
+        self.compression = compression
+    }
+
+    /// The frame limit in force: ``maxFrameSize`` or, when unset, ``maxMessageSize``.
+    public var effectiveMaxFrameSize: Int { maxFrameSize ?? maxMessageSize }
+
+    /// Checks the invariants.
+    ///
+    /// - Throws: ``OptionsError`` naming the first field that is wrong.
+    public func validate() throws(OptionsError) {
+        if pongWait <= .zero { throw OptionsError(field: "pongWait", reason: "must be positive") }
+        if pingPeriod <= .zero { throw OptionsError(field: "pingPeriod", reason: "must be positive") }
+        if pingPeriod >= pongWait {
+            throw OptionsError(field: "pingPeriod", reason: "must be shorter than pongWait (\(pingPeriod) >= \(pongWait))")
+        }
+        if writeWait < .zero { throw OptionsError(field: "writeWait", reason: "must not be negative (.zero disables it)") }
+        if writeWait != .zero && pingPeriod >= writeWait {
+            throw OptionsError(field: "pingPeriod", reason: "must be shorter than writeWait (\(pingPeriod) >= \(writeWait))")
+        }
+        if maxMessageSize < 1 { throw OptionsError(field: "maxMessageSize", reason: "must be at least 1") }
+        if let f = maxFrameSize, f < 1 { throw OptionsError(field: "maxFrameSize", reason: "must be at least 1") }
+        if closeTimeout <= .zero { throw OptionsError(field: "closeTimeout", reason: "must be positive") }
+        if let c = compression { try c.validate() }
+    }
+
+    /// Writes one of the connection's log lines, when ``logLevel`` lets it through.
+    package func log(_ level: SocketLogLevel, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata? = nil) {
+        guard !skipLogging, level <= logLevel else { return }
+        var m = metadata ?? [:]
+        m["sockets.level"] = .string(level.name)
+        logger.log(level: level.swiftLogLevel, message(), metadata: m)
+    }
+}

@@ -1,0 +1,146 @@
+import Logging
+import NIOConcurrencyHelpers
+public import NIOCore
+public import NIOHTTP1
+
+/// A WebSocket route for a ``WebSocketUpgrader``: the connection's configuration, the handshake
+/// policy (its origin pattern compiled once, here), and what to do with the upgraded channel.
+public struct WebSocketRoute: Sendable {
+    /// Limits, timers, compression and logging of the route's connections.
+    public let configuration: WebSocketConfiguration
+    /// Origin rules and subprotocols.
+    public let handshake: HandshakePolicy
+    /// The compiled origin check; nil when any origin is allowed.
+    let origin: OriginMatcher?
+    /// Called on the channel's event loop once the 101 response is written and the
+    /// ``WebSocketHandler`` is in the pipeline: add your own handler after it, or wrap the channel.
+    public let onUpgrade: @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void
+
+    /// Creates a route, checking the configuration and compiling the origin pattern.
+    ///
+    /// - Parameters:
+    ///   - configuration: validated here.
+    ///   - handshake: validated and compiled here.
+    ///   - onUpgrade: what to do with the upgraded channel.
+    /// - Throws: ``OptionsError`` naming the wrong option.
+    public init(
+        configuration: WebSocketConfiguration = WebSocketConfiguration(),
+        handshake: HandshakePolicy = HandshakePolicy(),
+        onUpgrade: @escaping @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void
+    ) throws(OptionsError) {
+        try configuration.validate()
+        self.origin = try handshake.compileOrigin()
+        self.configuration = configuration
+        self.handshake = handshake
+        self.onUpgrade = onUpgrade
+    }
+
+    /// The same route with another `onUpgrade` (no second validation or compilation).
+    package func with(onUpgrade: @escaping @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void) -> WebSocketRoute {
+        WebSocketRoute(configuration: configuration, handshake: handshake, origin: origin, onUpgrade: onUpgrade)
+    }
+
+    private init(configuration: WebSocketConfiguration, handshake: HandshakePolicy, origin: OriginMatcher?,
+                 onUpgrade: @escaping @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void) {
+        self.configuration = configuration
+        self.handshake = handshake
+        self.origin = origin
+        self.onUpgrade = onUpgrade
+    }
+}
+
+/// Our WebSocket upgrader for NIO's `HTTPServerUpgradeHandler` (not NIOWebSocket's).
+///
+/// It evaluates the handshake once per connection (``Handshake/evaluate(_:route:)``), answers 101
+/// with the accept key, the chosen subprotocol and the agreed extension, installs a
+/// ``WebSocketHandler`` and hands the channel to the route. When the handshake is refused the
+/// upgrade fails with a ``HandshakeRefusal``, fired as an error down the pipeline before NIO
+/// passes the request on to the HTTP handlers: answer it with the refusal's status and reason.
+/// A request for which the route closure returns nil fails with ``NoRoute`` and goes on to the
+/// HTTP handlers unchanged.
+public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
+    /// Always `"websocket"`.
+    public let supportedProtocol = "websocket"
+    /// Empty: the required headers are checked by ``Handshake``, which can then answer with the
+    /// right status instead of silently not upgrading.
+    public let requiredUpgradeHeaders: [String] = []
+
+    private let resolve: @Sendable (any Channel, HTTPRequestHead) -> EventLoopFuture<(WebSocketRoute, HandshakeAcceptance)?>
+    private let pending = Pending()
+
+    /// Creates an upgrader that picks a route synchronously.
+    ///
+    /// - Parameter route: picks the route for a request, or `nil` when the request's path has no
+    ///   WebSocket route. Called once per upgrade request, on the channel's event loop.
+    public init(route: @escaping @Sendable (any Channel, HTTPRequestHead) -> WebSocketRoute?) {
+        self.resolve = { channel, head in
+            guard let route = route(channel, head) else { return channel.eventLoop.makeSucceededFuture(nil) }
+            switch Handshake.evaluate(head, route: route) {
+            case .success(let acceptance): return channel.eventLoop.makeSucceededFuture((route, acceptance))
+            case .failure(let refusal): return channel.eventLoop.makeFailedFuture(refusal)
+            }
+        }
+    }
+
+    /// Creates an upgrader whose routing may wait (authentication, a lookup) and evaluates the
+    /// handshake itself (``Handshake/evaluate(_:route:)``).
+    ///
+    /// - Parameter resolve: succeeds with the route and the acceptance to upgrade with, with `nil`
+    ///   for a request that is not for a WebSocket route, or fails with the error the HTTP handlers
+    ///   will see (for example a ``HandshakeRefusal``) to refuse the upgrade.
+    public init(resolve: @escaping @Sendable (any Channel, HTTPRequestHead) -> EventLoopFuture<(WebSocketRoute, HandshakeAcceptance)?>) {
+        self.resolve = resolve
+    }
+
+    /// The error an upgrade fails with when no route takes the request.
+    public struct NoRoute: Error, Sendable {}
+
+    /// Checks the handshake and builds the 101 response's headers.
+    public func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        let pending = self.pending
+        return resolve(channel, upgradeRequest).flatMapThrowing { decision in
+            guard let (route, acceptance) = decision else { throw NoRoute() }
+            pending.put(channel, route: route, acceptance: acceptance)
+            var headers = initialResponseHeaders
+            headers.replaceOrAdd(name: "Sec-WebSocket-Accept", value: acceptance.acceptValue)
+            if let p = acceptance.subprotocol { headers.replaceOrAdd(name: "Sec-WebSocket-Protocol", value: p) }
+            if let e = acceptance.extensions { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: e) }
+            return headers
+        }
+    }
+
+    /// Installs the ``WebSocketHandler`` and hands the channel to the route, with the handshake
+    /// evaluated in ``buildUpgradeResponse(channel:upgradeRequest:initialResponseHeaders:)``.
+    public func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
+        let channel = context.channel
+        guard let (route, acceptance) = pending.take(channel) else {
+            return context.eventLoop.makeFailedFuture(NoRoute())
+        }
+        do {
+            let handler = try WebSocketHandler(configuration: route.configuration, compression: acceptance.compression)
+            try context.pipeline.syncOperations.addHandler(handler)
+            try route.onUpgrade(channel, upgradeRequest, acceptance)
+            route.configuration.log(.info, "websocket connected: \(upgradeRequest.uri)", metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            return context.eventLoop.makeSucceededVoidFuture()
+        } catch {
+            return context.eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    /// Handshakes evaluated and answered, waiting for `upgrade`, by channel (an upgrader may be
+    /// shared by many channels). An entry lives from the 101 to the upgrade, or to the channel's
+    /// close if the upgrade never comes.
+    private final class Pending: Sendable {
+        private let entries = NIOLockedValueBox<[ObjectIdentifier: (WebSocketRoute, HandshakeAcceptance)]>([:])
+
+        func put(_ channel: any Channel, route: WebSocketRoute, acceptance: HandshakeAcceptance) {
+            let id = ObjectIdentifier(channel)
+            entries.withLockedValue { $0[id] = (route, acceptance) }
+            channel.closeFuture.whenComplete { [entries] _ in _ = entries.withLockedValue { $0.removeValue(forKey: id) } }
+        }
+
+        func take(_ channel: any Channel) -> (WebSocketRoute, HandshakeAcceptance)? {
+            entries.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+    }
+}
