@@ -126,15 +126,28 @@ public final class App: Sendable {
 
     /// The app as a swift-service-lifecycle `Service` serving `host:port`, to run in your own
     /// `ServiceGroup` beside other services; a graceful shutdown of the group shuts it down.
-    public func service(host: String = "127.0.0.1", port: Int = 3000) -> AppService {
-        AppService(app: self, host: host, port: port)
+    ///
+    /// - Parameters:
+    ///   - host: the address to bind.
+    ///   - port: the port (0 picks a free one).
+    ///   - onListening: called with the port once the server listens.
+    public func service(host: String = "127.0.0.1", port: Int = 3000,
+                        onListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) -> AppService {
+        AppService(app: self, host: host, port: port, onListening: onListening)
     }
 
     /// Serves on `host:port` until the process gets SIGINT or SIGTERM, then shuts down gracefully
     /// (new upgrades answered 503, open sockets sent 1001 and given the shutdown timeout to close).
     /// Runs the app's ``service(host:port:)`` in a `ServiceGroup`.
-    public func run(host: String = "127.0.0.1", port: Int = 3000) async throws {
-        try await AppService.runGroup(service(host: host, port: port), logger: core.logger)
+    ///
+    /// - Parameters:
+    ///   - host: the address to bind.
+    ///   - port: the port (0 picks a free one).
+    ///   - onListening: called with the port once the server listens.
+    /// - Throws: the bind error, or ``RouteError`` when two routes conflict.
+    public func run(host: String = "127.0.0.1", port: Int = 3000,
+                    onListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) async throws {
+        try await AppService.runGroup(service(host: host, port: port, onListening: onListening), logger: core.logger)
     }
 }
 

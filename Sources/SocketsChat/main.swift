@@ -122,28 +122,6 @@ func installChat(on app: App, hub: ChatHub, publicFolder: String, socketOptions:
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-func waitForTerminationSignal() async {
-    let fired = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    var sources: [any DispatchSourceSignal] = []
-    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-        fired.withLock { $0 = c }
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                fired.withLock { c in
-                    c?.resume()
-                    c = nil
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-    for s in sources { s.cancel() }
-}
-
 let config = parseArguments()
 var logger = Logger(label: "sockets-chat")
 logger.logLevel = config.quiet ? .warning : .info
@@ -155,16 +133,15 @@ let hub = ChatHub(queueCapacity: config.clientQueue)
 let app = App.classic(publicFolder: publicFolder, logger: logger)
 try installChat(on: app, hub: hub, publicFolder: publicFolder, socketOptions: socketOptions)
 
-let running: RunningApp
+let shownHost = config.host.contains(":") ? "[\(config.host)]" : config.host
 do {
-    running = try await app.start(host: config.host, port: config.port)
+    // Serves until SIGINT or SIGTERM (a swift-service-lifecycle ServiceGroup), then shuts down
+    // gracefully: open sockets get 1001.
+    try await app.run(host: config.host, port: config.port) { port in
+        // One line on stdout, flushed at once: people read it, and tests wait for it to learn the port.
+        FileHandle.standardOutput.write(Data("sockets-chat: open http://\(shownHost):\(port)/ in a browser (Ctrl-C to stop)\n".utf8))
+    }
 } catch {
     FileHandle.standardError.write(Data("sockets-chat: cannot listen on \(config.host):\(config.port): \(error) (another --port?)\n".utf8))
     exit(1)
 }
-let shownHost = config.host.contains(":") ? "[\(config.host)]" : config.host
-// One line on stdout, flushed at once: people read it, and tests wait for it to learn the port.
-FileHandle.standardOutput.write(Data("sockets-chat: open http://\(shownHost):\(running.port)/ in a browser (Ctrl-C to stop)\n".utf8))
-await waitForTerminationSignal()
-logger.info("shutting down")
-await running.shutdown()

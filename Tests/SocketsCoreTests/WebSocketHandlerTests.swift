@@ -236,3 +236,28 @@ import Testing
         #expect(try channel.readInbound(as: WebSocketInbound.self) == .failed(WebSocketError(code: .abnormalClosure, reason: "connection lost without a close frame")))
     }
 }
+
+extension WebSocketHandlerTests {
+    /// `.seconds(.max)` meant as "never" used to overflow in the conversion to NIO's TimeAmount
+    /// and stop the process; it now saturates and the connection works.
+    @Test func durationsMeantAsNeverDoNotCrash() throws {
+        let never = Duration.seconds(Int64.max)
+        let channel = try makeChannel(WebSocketConfiguration(writeWait: never, pongWait: never, pingPeriod: .seconds(Int64.max / 2), closeTimeout: never))
+        defer { _ = try? channel.finish() }
+        try channel.writeInbound(clientFrame(0x1, Array("still here".utf8)))
+        guard case .text(let b) = try #require(try channel.readInbound(as: WebSocketInbound.self)) else { Issue.record("no text"); return }
+        #expect(String(buffer: b) == "still here")
+        channel.embeddedEventLoop.advanceTime(by: .hours(24 * 365))
+        #expect(channel.isActive)
+    }
+
+    /// The handler's closeResult reports the outcome the state machine recorded.
+    @Test func closeResultCarriesThePeersCodeAndReason() throws {
+        let channel = try makeChannel()
+        let handler = try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self)
+        let result = handler.closeResult
+        try channel.writeInbound(clientFrame(0x8, [0x0F, 0xA0] + Array("bye".utf8)))
+        _ = try? channel.finish()
+        #expect(try result.wait() == CloseResult(code: 4000, reason: "bye"))
+    }
+}

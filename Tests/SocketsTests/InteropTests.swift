@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Sockets
 import Synchronization
 import Testing
@@ -154,6 +155,34 @@ struct InteropTests {
             #expect(r["handshake_status"].int == 101, "\(r)")
             #expect(r["close_code"].int == code, "\(r)")
             #expect(r["eof"].bool == true || r["reset"].bool == true, "the server should close TCP after its close frame: \(r)")
+        }
+    }
+
+    /// Socket routes in handler chains, as in the reference (a Martini chain before
+    /// `sockets.JSON`): an auth handler refuses one client with its own status and admits
+    /// another; `use()` middleware runs before the upgrade too (it sees the 101).
+    @Test func handlerBeforeASocketRouteRefusesOrAdmits() async throws {
+        let seen = Mutex<[String]>([])
+        try await withApp({ app in
+            app.use { request, next in
+                let response = try await next(request)
+                seen.withLock { $0.append("\(request.path) \(response.status.code)") }
+                return response
+            }
+            let requireUser: Handler = { request in
+                request.headers["X-User"].first == "ann" ? nil : .text("login required\n", status: .unauthorized)
+            }
+            app.get("/rooms/:name", requireUser, try Sockets.messages(Self.options())) { params, socket in
+                for await message in socket.receiver { try await socket.send("\(params["name"]!): \(message)") }
+            }
+        }) { port in
+            let refused = try await InteropClient.run("http", "ws://127.0.0.1:\(port)/rooms/lobby", [])
+            #expect(refused["status"].int == 401, "\(refused)")
+            #expect(refused["body"].string == "login required\n", "\(refused)")
+            #expect(refused["headers"]["connection"].array.compactMap(\.string) == ["close"], "a refused upgrade closes: \(refused)")
+            let admitted = try await InteropClient.run("http", "ws://127.0.0.1:\(port)/rooms/lobby", ["--set", "X-User: ann"])
+            #expect(admitted["status"].int == 101, "\(admitted)")
+            #expect(seen.withLock { $0 } == ["/rooms/lobby 401", "/rooms/lobby 101"])
         }
     }
 

@@ -78,6 +78,54 @@ import Testing
         #expect(await app.core.respond(to: request(.GET, "/ok")).status == .ok)
     }
 
+    @Test func trieMatchesLiteralsBeforeParamsBeforeCatchAllsWhateverTheOrder() async {
+        let app = App()
+        app.get("/files/*path") { r in .text("catch-all \(r.params["path"]!)") }
+        app.get("/rooms/:name") { r in .text("room \(r.params["name"]!)") }
+        app.get("/rooms/new") { _ in .text("new room") }
+        app.get("/rooms/:name/members") { r in .text("members of \(r.params["name"]!)") }
+        app.get("/files/readme") { _ in .text("readme") }
+        app.get("/") { _ in .text("root") }
+        #expect(body(await app.core.respond(to: request(.GET, "/rooms/new"))) == "new room")
+        #expect(body(await app.core.respond(to: request(.GET, "/rooms/lobby"))) == "room lobby")
+        #expect(body(await app.core.respond(to: request(.GET, "/rooms/new/members"))) == "members of new") // literal fails deeper: :name tried
+        #expect(body(await app.core.respond(to: request(.GET, "/files/readme"))) == "readme")
+        #expect(body(await app.core.respond(to: request(.GET, "/files/a/b.txt"))) == "catch-all a/b.txt")
+        #expect(body(await app.core.respond(to: request(.GET, "/files"))) == "catch-all ")
+        #expect(body(await app.core.respond(to: request(.GET, "/"))) == "root")
+        #expect(await app.core.respond(to: request(.GET, "/rooms")).status == .notFound)
+        #expect(await app.core.respond(to: request(.GET, "/rooms/a/b/c")).status == .notFound)
+        let r = await app.core.respond(to: request(.POST, "/rooms/new"))
+        #expect(r.status == .methodNotAllowed && r.headers["Allow"] == ["GET"])
+    }
+
+    @Test func methodNotAllowedCollectsEveryRouteThatMatchesThePath() async {
+        let app = App()
+        app.post("/items/:id") { _ in .text("post") }
+        app.put("/items/new") { _ in .text("put") }
+        let r = await app.core.respond(to: request(.GET, "/items/new"))
+        #expect(r.status == .methodNotAllowed)
+        #expect(r.headers["Allow"] == ["PUT, POST"])
+        #expect(body(await app.core.respond(to: request(.POST, "/items/new"))) == "post")
+    }
+
+    @Test func conflictingParameterNamesAreFoundWhenTheAppStarts() async {
+        let app = App()
+        app.get("/a/:id") { _ in .text("id") }
+        app.get("/a/:name/b") { _ in .text("name") }
+        await #expect(throws: RouteError.self) { _ = try await app.start(host: "127.0.0.1", port: 0) }
+    }
+
+    @Test func handlersBeforeASocketRouteAnswerOverPlainHTTPToo() async {
+        let app = App()
+        let log = RouteLog()
+        app.use { r, next in log.add("use"); return try await next(r) }
+        app.get("/ws", { r in r.headers["X-User"].first == nil ? .text("login required", status: .unauthorized) : nil },
+                Sockets.messages()) { _, _ in }
+        #expect(await app.core.respond(to: request(.GET, "/ws")).status == .unauthorized)
+        #expect(log.items == ["use"])
+    }
+
     @Test func socketRouteReachedOverPlainHTTPAnswersTheHandshakeRefusal() async {
         let app = App()
         app.get("/ws", Sockets.messages()) { _, _ in }

@@ -9,11 +9,13 @@ public struct AppService: Service {
     let app: App
     let host: String
     let port: Int
+    let onListening: @Sendable (_ port: Int) -> Void
 
     /// Serves until graceful shutdown.
     public func run() async throws {
         let running = try await app.start(host: host, port: port)
         app.core.logger.info("listening on http://\(host):\(running.port)")
+        onListening(running.port)
         // Returns on graceful shutdown (or cancellation): either way, shut down gracefully.
         try? await gracefulShutdown()
         app.core.logger.info("shutting down")

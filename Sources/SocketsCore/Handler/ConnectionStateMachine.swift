@@ -191,6 +191,7 @@ package struct ConnectionStateMachine {
     package mutating func closeTimeoutElapsed() -> Action {
         switch state {
         case .closeSent, .closing:
+            if state == .closeSent { result = result ?? sentClose } // the peer never answered
             state = .closing
             return .close(report: nil, frame: nil, then: .now)
         case .open, .closed:
