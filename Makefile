@@ -1,7 +1,7 @@
 # Standalone build of the C protocol engine (include/cws.h + Sources/CWebSocket/*.c), outside SwiftPM.
 #
 #   make                      build/libcws.a, build/libcws.so (+ .so.0, .so.VERSION), build/cws.pc
-#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make install PREFIX=/usr/local [DESTDIR=...]   (installs include/cws.h only, never cws_testing.h)
 #   make uninstall PREFIX=...
 #   make example              build and run examples/c/parse_frames against build/libcws.a
 #   make check-install        install into build/stage, build the example with pkg-config (shared
@@ -33,13 +33,15 @@ NM      ?= nm
 BUILD := build
 FUZZ_BIN := Fuzz/bin
 
-SRC     := $(sort $(wildcard Sources/CWebSocket/*.c))
-HDR     := include/cws.h Sources/CWebSocket/cws_internal.h
+# The engine: Sources/CWebSocket/*.c and the SIMD kernels in Sources/CWebSocket/kernels/*.c.
+# include/cws.h is the installed API; include/cws_testing.h (tests, fuzzers, benchmarks) is not.
+SRC     := $(sort $(wildcard Sources/CWebSocket/*.c Sources/CWebSocket/kernels/*.c))
+HDR     := include/cws.h include/cws_testing.h $(wildcard Sources/CWebSocket/*.h Sources/CWebSocket/kernels/*.h)
 OBJ     := $(patsubst Sources/CWebSocket/%.c,$(BUILD)/obj/%.o,$(SRC))
 TESTHDR := Tests/C/cws_test_ref.h
 
 # zlib is linked only once an engine file uses it (permessage-deflate), as Benchmarks/run-c.sh does.
-ZLIB := $(if $(shell grep -ls 'zlib\.h' Sources/CWebSocket/*.c Sources/CWebSocket/*.h 2>/dev/null),-lz,)
+ZLIB := $(if $(shell grep -ls 'zlib\.h' $(SRC) Sources/CWebSocket/*.h 2>/dev/null),-lz,)
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
@@ -111,6 +113,7 @@ example: $(BUILD)/example/parse_frames
 STAGE := $(CURDIR)/$(BUILD)/stage
 check-install:
 	$(MAKE) --no-print-directory install PREFIX=$(STAGE)
+	@test ! -e $(STAGE)/include/cws_testing.h || { echo "check-install: cws_testing.h must not be installed"; exit 1; }
 	@mkdir -p $(BUILD)/example
 	$(CC) -std=c11 $(WARN) examples/c/parse_frames.c \
 	    $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs cws) -o $(BUILD)/example/parse_frames_shared
@@ -128,7 +131,7 @@ check-install:
 
 TEST_DEFS := -DCWS_VECTOR_DIR='"$(CURDIR)/Tests/Vectors"'
 
-$(BUILD)/test/test_engine: Tests/C/test_engine.c $(TESTHDR) $(BUILD)/libcws.a
+$(BUILD)/test/test_engine: Tests/C/test_engine.c $(TESTHDR) $(HDR) $(BUILD)/libcws.a
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -Wall -Wextra $(CFLAGS) -Iinclude -ITests/C $(TEST_DEFS) $< $(BUILD)/libcws.a $(ZLIB) -o $@
 

@@ -39,7 +39,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "cws.h"
+#include "cws_testing.h"
 
 #include <stdint.h>
 #include <stdio.h>

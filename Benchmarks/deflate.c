@@ -187,7 +187,7 @@ static void mode_config(const mode *m, int level, cws_pmd_config *cfg, cws_pmd_p
     cfg->peer_window_bits = (uint8_t)m->window;
     cfg->level = (uint8_t)level;
     cfg->threshold = 0;
-    cfg->memory = (uint8_t)(m->shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED);
+    cfg->memory = m->shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED;
     agreed->server_max_window_bits = (uint8_t)m->window;
     agreed->client_max_window_bits = (uint8_t)m->window;
     agreed->server_no_context_takeover = m->shared != 0;

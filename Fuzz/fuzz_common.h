@@ -7,7 +7,7 @@
 #ifndef CWS_FUZZ_COMMON_H
 #define CWS_FUZZ_COMMON_H
 
-#include "cws.h"
+#include "cws_testing.h"
 #include "cws_test_ref.h"
 
 #include <stdio.h>

@@ -48,6 +48,8 @@ typedef enum cws_status {
     CWS_WANT_READ = -101,   /* all input consumed, no complete event yet: feed more bytes */
     CWS_CLOSED = -102,      /* a close frame was already delivered; input after it is discarded */
     CWS_DONE = -103,        /* an iterator (cws_fragmenter_next) has nothing left */
+    CWS_PMD_DECLINED = -104,/* permessage-deflate: no acceptable offer, or the server answered
+                             * with no extension; go on without compression (not an error) */
 
     /* -2xx: protocol errors (peer's fault); see cws_status_close_code */
     CWS_ERR_RESERVED_OPCODE = -201,        /* opcode 3-7 or 0xB-0xF (1002) */
@@ -65,6 +67,12 @@ typedef enum cws_status {
     CWS_ERR_CLOSE_REASON_UTF8 = -213,      /* close reason is not UTF-8 (1007) */
     CWS_ERR_MESSAGE_TOO_BIG = -214,        /* message exceeds max_message_size (1009) */
     CWS_ERR_FRAME_TOO_BIG = -215,          /* frame exceeds max_frame_size (1009) */
+    CWS_ERR_INFLATE = -216,                /* compressed payload is not valid DEFLATE data, or does
+                                            * not end on a block boundary once 00 00 ff ff is
+                                            * appended (RFC 7692 §7.2.1) (1007) */
+    CWS_ERR_PMD_RESPONSE = -217,           /* the server's permessage-deflate answer does not fit
+                                            * our offer: fail the connection (RFC 7692 §5; no close
+                                            * frame before the handshake; the table says 1002) */
 
     /* -3xx: caller errors; nothing was changed */
     CWS_ERR_INVALID_ARGUMENT = -301,
@@ -123,35 +131,6 @@ typedef enum cws_role {
 } cws_role;
 
 /* ------------------------------------------------------------------------------------------------
- * SIMD kernels and their dispatch
- *
- * Masking and UTF-8 validation each have a byte-wise reference, a portable 64-bit word version and
- * SIMD versions. The plain functions (cws_mask, cws_utf8_validate, ...) use the fastest available
- * kernel for the length at hand, chosen once from the CPU's features. The *_with variants run one
- * named kernel, for tests, fuzzers and benchmarks.
- * ---------------------------------------------------------------------------------------------- */
-typedef enum cws_kernel {
-    CWS_KERNEL_AUTO = 0,      /* the dispatched choice */
-    CWS_KERNEL_REFERENCE = 1, /* byte at a time: the obvious code the others are tested against */
-    CWS_KERNEL_WORD = 2,      /* portable 64-bit words */
-    CWS_KERNEL_SSE = 3,       /* x86-64: SSE2 for masking, SSSE3+SSE4.1 for UTF-8 */
-    CWS_KERNEL_AVX2 = 4,      /* x86-64 with AVX2 */
-    CWS_KERNEL_NEON = 5       /* arm64 */
-} cws_kernel;
-
-/* True when kernel `k` can run on this CPU for masking / for UTF-8 validation. AUTO, REFERENCE
- * and WORD are always available. */
-bool cws_mask_kernel_available(cws_kernel k);
-bool cws_utf8_kernel_available(cws_kernel k);
-
-/* Static name of a kernel ("reference", "word", "sse", "avx2", "neon", "auto"). */
-const char *cws_kernel_name(cws_kernel k);
-
-/* The kernel the dispatcher uses for masking / UTF-8 on a large buffer on this CPU. */
-cws_kernel cws_mask_kernel_selected(void);
-cws_kernel cws_utf8_kernel_selected(void);
-
-/* ------------------------------------------------------------------------------------------------
  * Masking (RFC 6455 §5.3)
  * ---------------------------------------------------------------------------------------------- */
 
@@ -160,9 +139,6 @@ cws_kernel cws_utf8_kernel_selected(void);
  * so a payload can be unmasked across chunks. Masking is its own inverse.
  * buf is the caller's and is only touched inside [0, len); key is read, not kept. Never allocates. */
 uint32_t cws_mask(void *buf, size_t len, const void *key, uint32_t phase);
-
-/* The same with one named kernel. An unavailable kernel falls back to the reference. */
-uint32_t cws_mask_with(cws_kernel k, void *buf, size_t len, const void *key, uint32_t phase);
 
 /* ------------------------------------------------------------------------------------------------
  * UTF-8 validation (RFC 3629; RFC 6455 §8.1)
@@ -173,7 +149,6 @@ uint32_t cws_mask_with(cws_kernel k, void *buf, size_t len, const void *key, uin
 
 /* Validates a complete text: CWS_OK or CWS_ERR_INVALID_UTF8. Reads buf[0..len) only. */
 CWS_NODISCARD int cws_utf8_validate(const void *buf, size_t len);
-CWS_NODISCARD int cws_utf8_validate_with(cws_kernel k, const void *buf, size_t len);
 
 /* Streaming validation of a text that arrives in pieces (chunks, fragments). The struct is the
  * caller's (embed it anywhere, no allocation); its fields are private. */
@@ -190,8 +165,6 @@ void cws_utf8_stream_init(cws_utf8_stream *s);
  * bytes, copied into *s) and is not an error until cws_utf8_stream_finish. Reads buf[0..len) only;
  * buf is not kept. After an error the stream stays failed until re-initialised. */
 CWS_NODISCARD int cws_utf8_stream_feed(cws_utf8_stream *s, const void *buf, size_t len);
-CWS_NODISCARD int cws_utf8_stream_feed_with(cws_kernel k, cws_utf8_stream *s, const void *buf,
-                                            size_t len);
 
 /* Ends the text: CWS_ERR_INVALID_UTF8 if a sequence is still incomplete, else CWS_OK. */
 CWS_NODISCARD int cws_utf8_stream_finish(const cws_utf8_stream *s);
@@ -201,8 +174,6 @@ CWS_NODISCARD int cws_utf8_stream_finish(const cws_utf8_stream *s);
  * unmasked; on CWS_ERR_INVALID_UTF8 how much of buf was unmasked is unspecified. */
 CWS_NODISCARD int cws_unmask_utf8_stream(cws_utf8_stream *s, void *buf, size_t len, const void *key,
                                          uint32_t phase);
-CWS_NODISCARD int cws_unmask_utf8_stream_with(cws_kernel k, cws_utf8_stream *s, void *buf,
-                                              size_t len, const void *key, uint32_t phase);
 
 /* ------------------------------------------------------------------------------------------------
  * Frame headers (RFC 6455 §5.2)
@@ -391,13 +362,6 @@ bool cws_handshake_key_is_valid(const void *key, size_t len);
  * (cws_handshake_key_is_valid). Never allocates. */
 CWS_NODISCARD int cws_handshake_accept(const void *key, size_t len, char out[CWS_ACCEPT_LENGTH]);
 
-/* SHA-1 of data[0..len) into out[0..20) (used by the accept key; exposed for tests). */
-void cws_sha1(const void *data, size_t len, uint8_t out[20]);
-
-/* Standard base64 (with padding) of data[0..len) into out; out needs 4 * ((len + 2) / 3) bytes.
- * Returns the number of characters written (no NUL). */
-size_t cws_base64_encode(const void *data, size_t len, char *out);
-
 /* ================================================================================================
  * permessage-deflate (RFC 7692)
  *
@@ -436,22 +400,6 @@ size_t cws_base64_encode(const void *data, size_t len, char *out);
  * Resident memory grows less (zlib's buffers are touched only as far as messages reach): 11, 12,
  * 20 and 89 KiB per connection for the four rows.
  * ============================================================================================== */
-
-/* Status codes of this section (they extend cws_status; cws_strerror and cws_status_close_code
- * know them). */
-enum {
-    /* -1xx, not an error: no offer was acceptable, or the server answered with no extension.
-     * The connection goes on without compression. */
-    CWS_PMD_DECLINED = -104,
-    /* -2xx: the compressed payload of a message is not valid DEFLATE data, or does not end on a
-     * block boundary once 00 00 ff ff is appended (every conforming message does, RFC 7692
-     * §7.2.1) (1007). */
-    CWS_ERR_INFLATE = -216,
-    /* -2xx: the server's permessage-deflate response is not a valid answer to our offer; the
-     * client must _Fail the WebSocket Connection_ (RFC 7692 §5, RFC 6455 §9.1). No close frame
-     * can be sent before the handshake completes; the close code of the status table is 1002. */
-    CWS_ERR_PMD_RESPONSE = -217
-};
 
 /* The longest header value cws_pmd_negotiate and cws_pmd_offer_write write: "permessage-deflate"
  * with all four parameters and two-digit values. A buffer this big never gets
@@ -499,8 +447,8 @@ typedef struct cws_pmd_config {
     /* zlib memLevel 1-9: hash table and pending buffer size. 0 (default) matches the window:
      * window_bits - 7 (8 at window 15, 5 at 12, 2 at 9). */
     uint8_t mem_level;
-    /* cws_pmd_memory. Default CWS_PMD_MEMORY_DEDICATED. */
-    uint8_t memory;
+    /* Default CWS_PMD_MEMORY_DEDICATED. */
+    cws_pmd_memory memory;
     /* Messages shorter than this many bytes are sent uncompressed (deflate's headers and the
      * flush cost more than they save on tiny messages; hummingbird uses 256 too). Default 256. */
     uint32_t threshold;

@@ -21,8 +21,6 @@
  */
 #include "cws_internal.h"
 
-#include <stdlib.h>
-
 struct cws_conn {
     /* Per-call state flags, together in one 8-byte word so the fast path tests them with one
      * load (uWS keeps its whole per-socket parser state to a few words for the same reason). */
@@ -80,23 +78,6 @@ struct cws_conn {
 /* Reassembly capacity kept between messages; a larger buffer is returned to the allocator once
  * its message is delivered, so an idle connection does not hold a big message's memory. */
 #define CWS__KEEP_RBUF 65536u
-
-static void *cws__default_alloc(size_t n, void *u) { (void)u; return malloc(n); }
-static void *cws__default_realloc(void *p, size_t n, void *u) { (void)u; return realloc(p, n); }
-static void cws__default_free(void *p, void *u) { (void)u; free(p); }
-
-int cws__allocator_resolve(const cws_allocator *given, cws_allocator *out) {
-    if (given != NULL) {
-        if (given->alloc == NULL || given->free == NULL) return CWS_ERR_INVALID_ARGUMENT;
-        *out = *given;
-        return CWS_OK;
-    }
-    out->alloc = cws__default_alloc;
-    out->realloc = cws__default_realloc;
-    out->free = cws__default_free;
-    out->user = NULL;
-    return CWS_OK;
-}
 
 void cws_config_init(cws_config *cfg, cws_role role) {
     if (cfg == NULL) return;

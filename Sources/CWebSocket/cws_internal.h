@@ -5,6 +5,7 @@
 #define CWS_INTERNAL_H
 
 #include "cws.h"
+#include "cws_testing.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -32,7 +33,7 @@ CWS_INLINE void cws__store64(void *p, uint64_t v) { memcpy(p, &v, 8); }
 CWS_INLINE uint32_t cws__load32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 
-/* ---- cws_conn.c: the allocator in force ----
+/* ---- cws_alloc.c: the allocator in force ----
  * Copies *given into *out (CWS_ERR_INVALID_ARGUMENT when alloc or free is NULL), or, for NULL,
  * fills *out with the C library's malloc/realloc/free. Shared by the engine and the deflater. */
 int cws__allocator_resolve(const cws_allocator *given, cws_allocator *out);

@@ -11,7 +11,7 @@
  */
 #define _DEFAULT_SOURCE 1 /* mmap's MAP_ANONYMOUS, dirent */
 
-#include "cws.h"
+#include "cws_testing.h"
 #include "cws_test_ref.h"
 
 #include <dirent.h>

@@ -185,7 +185,7 @@ func pmdConfig(window: UInt8 = 15, level: UInt8 = 1, memLevel: UInt8 = 0, thresh
     c.mem_level = memLevel
     c.threshold = threshold
     c.no_context_takeover = nct
-    c.memory = UInt8(shared ? CWS_PMD_MEMORY_SHARED.rawValue : CWS_PMD_MEMORY_DEDICATED.rawValue)
+    c.memory = shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED
     return c
 }
 
@@ -295,7 +295,7 @@ let rsv1 = UInt8(CWS_RSV1)
         let fresh = Session(role: CWS_ROLE_CLIENT, pmd: params(snct: true))
         let bad = fresh.feed([0xc1, 0x07] + Self.helloCompressed + [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00])
         #expect(bad.events.count == 1)
-        #expect(bad.status == Int32(CWS_ERR_INFLATE))
+        #expect(bad.status == CWS_ERR_INFLATE.rawValue)
         #expect(bad.errorCode == 1007)
     }
 
@@ -622,20 +622,20 @@ let rsv1 = UInt8(CWS_RSV1)
         ]
         for payload in cases {
             let r = Session(role: CWS_ROLE_CLIENT, pmd: params()).feed(frame(0x1, payload, rsv: rsv1, mask: nil))
-            #expect(r.status == Int32(CWS_ERR_INFLATE), "\(payload)")
+            #expect(r.status == CWS_ERR_INFLATE.rawValue, "\(payload)")
             #expect(r.errorCode == 1007)
         }
         // The error is latched like the others.
         let s = Session(role: CWS_ROLE_CLIENT, pmd: params())
         _ = s.feed(frame(0x1, [0xff, 0xff], rsv: rsv1, mask: nil))
-        #expect(s.feed(frame(0x1, Self.hello, mask: nil)).status == Int32(CWS_ERR_INFLATE))
+        #expect(s.feed(frame(0x1, Self.hello, mask: nil)).status == CWS_ERR_INFLATE.rawValue)
         // The status has a name and a close code in the engine's ERROR event.
         var ev = cws_event()
         var used = 0
         var bytes = frame(0x1, [0xff, 0xff], rsv: rsv1, mask: nil)
         let fresh = Session(role: CWS_ROLE_CLIENT, pmd: params())
         let st = bytes.withUnsafeMutableBytes { cws_conn_parse(fresh.conn, $0.baseAddress, $0.count, &used, &ev) }
-        #expect(st == Int32(CWS_ERR_INFLATE))
+        #expect(st == CWS_ERR_INFLATE.rawValue)
         #expect(String(decoding: UnsafeRawBufferPointer(start: ev.data, count: ev.length), as: UTF8.self) == "invalid compressed data")
     }
 

@@ -14,7 +14,7 @@ import Testing
         c.peer_window_bits = peerWindow
         c.no_context_takeover = nct
         c.peer_no_context_takeover = peerNCT
-        c.memory = UInt8(shared ? CWS_PMD_MEMORY_SHARED.rawValue : CWS_PMD_MEMORY_DEDICATED.rawValue)
+        c.memory = shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED
         return c
     }
 
@@ -77,8 +77,8 @@ import Testing
     }
 
     static let ok = CWS_OK.rawValue
-    static let declined = Int32(CWS_PMD_DECLINED)
-    static let badResponse = Int32(CWS_ERR_PMD_RESPONSE)
+    static let declined = CWS_PMD_DECLINED.rawValue
+    static let badResponse = CWS_ERR_PMD_RESPONSE.rawValue
 
     // MARK: Server: a hand-written table
 
@@ -222,7 +222,7 @@ import Testing
 
     /// What the server should answer, written from the RFC's rules.
     static func model(_ cfg: cws_pmd_config, snct: Bool, cnct: Bool, smwb: Int?, cmwb: Int??) -> Outcome {
-        let shared = cfg.memory == UInt8(CWS_PMD_MEMORY_SHARED.rawValue)
+        let shared = cfg.memory == CWS_PMD_MEMORY_SHARED
         if let s = smwb {
             if s == 8 { return Outcome(status: Self.declined) }                       // zlib cannot
             if shared && s < Int(cfg.window_bits) { return Outcome(status: Self.declined) }
@@ -309,7 +309,7 @@ import Testing
         level.level = 10
         #expect(Self.negotiate(level, "permessage-deflate").status == CWS_ERR_INVALID_ARGUMENT.rawValue)
         var memory = Self.config()
-        memory.memory = 2
+        memory.memory = cws_pmd_memory(rawValue: 2)
         #expect(Self.negotiate(memory, "permessage-deflate").status == CWS_ERR_INVALID_ARGUMENT.rawValue)
         // NULL offers with length 0 is an empty header.
         var cfg = Self.config()
@@ -325,7 +325,7 @@ import Testing
         cws_pmd_config_init(&c)
         #expect(c.window_bits == 15 && c.peer_window_bits == 15 && c.level == 1 && c.mem_level == 0)
         #expect(!c.no_context_takeover && !c.peer_no_context_takeover && c.threshold == 256)
-        #expect(c.memory == UInt8(CWS_PMD_MEMORY_DEDICATED.rawValue))
+        #expect(c.memory == CWS_PMD_MEMORY_DEDICATED)
         var cfg = cws_config()
         cws_config_init(&cfg, CWS_ROLE_SERVER)
         #expect(cfg.pmd == nil)
@@ -410,7 +410,7 @@ import Testing
             let offer = Self.offer(client)
             for server in configs {
                 let s = Self.negotiate(server, offer)
-                let cannot = server.memory == UInt8(CWS_PMD_MEMORY_SHARED.rawValue) && client.peer_window_bits < 15 &&
+                let cannot = server.memory == CWS_PMD_MEMORY_SHARED && client.peer_window_bits < 15 &&
                     client.peer_window_bits < server.window_bits
                 if cannot {
                     #expect(s.status == Self.declined, "\(offer)")

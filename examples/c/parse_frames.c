@@ -131,7 +131,6 @@ int main(void) {
         fprintf(stderr, "unexpected events (%zu seen)\n", seen);
         return 1;
     }
-    printf("ok: %zu events from %zu bytes (mask kernel %s, utf8 kernel %s)\n", seen, total,
-           cws_kernel_name(cws_mask_kernel_selected()), cws_kernel_name(cws_utf8_kernel_selected()));
+    printf("ok: %zu events from %zu bytes\n", seen, total);
     return 0;
 }

@@ -107,7 +107,7 @@ extension CompressionSettings {
         c.peer_no_context_takeover = peerNoContextTakeover
         c.level = UInt8(level)
         c.threshold = UInt32(clamping: threshold)
-        c.memory = UInt8(memory == .shared ? CWS_PMD_MEMORY_SHARED.rawValue : CWS_PMD_MEMORY_DEDICATED.rawValue)
+        c.memory = memory == .shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED
         return c
     }
 }
