@@ -17,11 +17,11 @@ mkdir -p "$bin"
 # Link zlib only when an engine file uses it (permessage-deflate), so a machine without zlib can
 # still run the benchmark of a build that does not need it.
 libs=""
-if grep -qs 'zlib\.h' "$root"/Sources/CWebSocket/*.[ch]; then libs="-lz"; fi
+if grep -qs 'zlib\.h' "$root"/Sources/CWebSocket/*.[ch] "$root"/Sources/CWebSocket/kernels/*.[ch]; then libs="-lz"; fi
 
 # shellcheck disable=SC2086 # $libs is empty or one flag
 "$cc" -O2 -std=c11 -I"$root/include" -I"$root/Sources/CWebSocket" \
-    "$root"/Sources/CWebSocket/*.c "$here/bench.c" -o "$bin/bench" $libs
+    "$root"/Sources/CWebSocket/*.c "$root"/Sources/CWebSocket/kernels/*.c "$here/bench.c" -o "$bin/bench" $libs
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
 [ -n "$cpu" ] || cpu=$(uname -m)

@@ -17,7 +17,7 @@ bin="$here/bin"
 mkdir -p "$bin"
 
 "$cc" -O2 -std=c11 -I"$root/include" -I"$root/Sources/CWebSocket" \
-    "$root"/Sources/CWebSocket/*.c "$here/deflate.c" -o "$bin/deflate" -lz
+    "$root"/Sources/CWebSocket/*.c "$root"/Sources/CWebSocket/kernels/*.c "$here/deflate.c" -o "$bin/deflate" -lz
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
 [ -n "$cpu" ] || cpu=$(uname -m)

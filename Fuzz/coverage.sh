@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Line coverage of the engine (Sources/CWebSocket/*.c) reached by the fuzz corpora, with clang's
+# Line coverage of the engine (Sources/CWebSocket/*.[ch] and kernels/*.[ch]) reached by the fuzz corpora, with clang's
 # source-based coverage (-fprofile-instr-generate -fcoverage-mapping) and llvm-profdata/llvm-cov
 # from the same toolchain as clang.
 #
@@ -29,7 +29,7 @@ make -s fuzz-cov || { echo "coverage: build failed" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cws-cov.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-sources=(Sources/CWebSocket/*.c)
+sources=(Sources/CWebSocket/*.c Sources/CWebSocket/kernels/*.c Sources/CWebSocket/*.h Sources/CWebSocket/kernels/*.h)
 objects=()
 for f in Fuzz/fuzz_*.c; do
     t=$(basename "$f" .c)
@@ -55,13 +55,13 @@ echo
 echo "---- all targets together: Sources/CWebSocket ----"
 "$cov" report -instr-profile="$work/all.profdata" "${objects[@]:1}" "${sources[@]}" |
     awk '$1 == "Filename" { printf "%-20s %8s %8s %8s\n", "file", "lines", "missed", "cover" }
-         $1 == "TOTAL" || $1 ~ /\.c$/ { printf "%-20s %8s %8s %8s\n", $1, $(NF-5), $(NF-4), $(NF-3) }'
+         $1 == "TOTAL" || $1 ~ /\.[ch]$/ { printf "%-20s %8s %8s %8s\n", $1, $(NF-5), $(NF-4), $(NF-3) }'
 total=$("$cov" report -instr-profile="$work/all.profdata" "${objects[@]:1}" "${sources[@]}" | awk '$1 == "TOTAL" { sub("%", "", $(NF-3)); print $(NF-3) }')
 if [ "${COV_SHOW:-0}" = 1 ]; then
     echo
     echo "---- lines no input reached ----"
     "$cov" show -instr-profile="$work/all.profdata" "${objects[@]:1}" "${sources[@]}" -show-line-counts \
-        -use-color=false | awk '/^\/.*\.c:$/ { file = $0 } /^ *[0-9]+\| *0\|/ { print file " " $0 }'
+        -use-color=false | awk '/^\/.*\.[ch]:$/ { file = $0 } /^ *[0-9]+\| *0\|/ { print file " " $0 }'
 fi
 echo "line coverage of the engine: $total%"
 if [ -n "${COV_MIN:-}" ] && awk -v t="$total" -v m="$COV_MIN" 'BEGIN { exit !(t < m) }'; then

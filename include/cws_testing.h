@@ -47,6 +47,14 @@ const char *cws_kernel_name(cws_kernel k);
 cws_kernel cws_mask_kernel_selected(void);
 cws_kernel cws_utf8_kernel_selected(void);
 
+/* Makes the dispatcher use kernel `k` for masking and UTF-8 from now on, process-wide, in every
+ * entry point (cws_mask, cws_utf8_*, cws_unmask_utf8_stream, cws_conn_parse); the size thresholds
+ * below which the entry points run inline word/vector code stay as they are. CWS_KERNEL_AUTO
+ * goes back to the CPU's choice. CWS_ERR_INVALID_ARGUMENT (nothing changed) when `k` is unknown or
+ * not available on this CPU for both masking and UTF-8. Meant for a test's main() before it
+ * starts threads: calls racing with it see either table, both correct. */
+CWS_NODISCARD int cws_force_kernel(cws_kernel k);
+
 /* cws_mask with one named kernel, and no zero-key shortcut. AUTO is cws_mask; an unavailable or
  * unknown kernel falls back to the reference. */
 uint32_t cws_mask_with(cws_kernel k, void *buf, size_t len, const void *key, uint32_t phase);

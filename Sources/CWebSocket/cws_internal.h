@@ -56,24 +56,7 @@ CWS_INLINE uint32_t cws__cpu_features(void) {
     return cws__cpu_features_slow();
 }
 
-/* ---- cws_mask.c: mask kernels ----
- * Each XORs p[0..n) with the repeating 4-byte pattern `key32`: the masking key already rotated so
- * that its first byte applies to p[0], loaded with memcpy (native byte order). Build it with
- * cws__rotated_key. Kernels that the CPU/compiler lacks are not declared/defined. */
-CWS_INLINE uint32_t cws__rotated_key(const void *key, uint32_t phase) {
-    const uint8_t *k = (const uint8_t *)key;
-    uint8_t r[4] = {k[phase & 3], k[(phase + 1) & 3], k[(phase + 2) & 3], k[(phase + 3) & 3]};
-    return cws__load32(r);
-}
-void cws__mask_reference(uint8_t *p, size_t n, uint32_t key32);
-void cws__mask_word(uint8_t *p, size_t n, uint32_t key32);
-#if CWS_X86_64
-void cws__mask_sse2(uint8_t *p, size_t n, uint32_t key32);
-void cws__mask_avx2(uint8_t *p, size_t n, uint32_t key32);
-#endif
-#if CWS_ARM64
-void cws__mask_neon(uint8_t *p, size_t n, uint32_t key32);
-#endif
+/* ---- cws_kernels.h: the kernel layer (mask, UTF-8, dispatch table) ---- */
 
 /* ---- cws_deflate.c: permessage-deflate (RFC 7692) internals used by cws_conn.c ----
  * The inflater behind cws_conn_parse. zlib stays inside cws_deflate.c; the engine sees an opaque

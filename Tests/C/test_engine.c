@@ -1357,6 +1357,36 @@ static int emit_seeds(const char *outdir) {
     return 0;
 }
 
+/* cws_force_kernel: every available kernel behind the plain entry points (cws_mask,
+ * cws_utf8_validate and the engine), then back to the CPU's choice. */
+static void test_forced_kernels(void) {
+    const cws_kernel best_mask = cws_mask_kernel_selected(), best_utf8 = cws_utf8_kernel_selected();
+    CHECK(cws_force_kernel((cws_kernel)99) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_mask_kernel_selected() == best_mask);
+    for (int k = CWS_KERNEL_REFERENCE; k <= CWS_KERNEL_NEON; k++) {
+        const cws_kernel kern = (cws_kernel)k;
+        const bool ok = cws_mask_kernel_available(kern) && cws_utf8_kernel_available(kern);
+        CHECK((cws_force_kernel(kern) == CWS_OK) == ok);
+        if (!ok) continue;
+        CHECK(cws_mask_kernel_selected() == kern && cws_utf8_kernel_selected() == kern);
+        enum { N = 4099 };
+        static uint8_t a[N], b[N];
+        const uint8_t key[4] = {0x12, 0x9A, 0x00, 0xF3};
+        for (size_t i = 0; i < N; i++) a[i] = b[i] = (uint8_t)(i * 7 + 3);
+        CHECK(cws_mask(a, N, key, 1) == (1 + N) % 4);
+        (void)cws_mask_with(CWS_KERNEL_REFERENCE, b, N, key, 1);
+        CHECK(memcmp(a, b, N) == 0);
+        for (size_t i = 0; i < N; i++) a[i] = (uint8_t)('a' + i % 26);
+        memcpy(a + 3000, "\xE2\x82\xAC", 3);
+        CHECK(cws_utf8_validate(a, N) == CWS_OK);
+        a[3001] = 0x41;
+        CHECK(cws_utf8_validate(a, N) == CWS_ERR_INVALID_UTF8);
+        test_random_streams();
+    }
+    CHECK(cws_force_kernel(CWS_KERNEL_AUTO) == CWS_OK);
+    CHECK(cws_mask_kernel_selected() == best_mask && cws_utf8_kernel_selected() == best_utf8);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--emit-seeds") == 0) {
         if (argc >= 4) g_vector_dir = argv[3];
@@ -1369,6 +1399,7 @@ int main(int argc, char **argv) {
     run_test("random streams: whole == 1 byte == random chunks", test_random_streams);
     run_test("kernel names and availability", test_kernel_names);
     run_test("mask kernels vs reference, guard pages", test_mask_kernels);
+    run_test("forced kernels behind the plain entry points", test_forced_kernels);
     run_test("utf8 kernels vs reference, guard pages", test_utf8_kernels);
     run_test("utf8 streaming at every split point, fused unmask", test_utf8_streaming);
     run_test("handshake accept, sha1, base64", test_handshake);
