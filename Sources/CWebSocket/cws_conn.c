@@ -19,7 +19,7 @@
  * and a 1-byte probe detects output past the limit without storing it. Text is validated on the
  * inflated bytes as they come out. Uncompressed messages are untouched by all of this.
  */
-#include "cws_internal.h"
+#include "cws_kernels.h"
 
 struct cws_conn {
     /* Per-call state flags, together in one 8-byte word so the fast path tests them with one
@@ -138,18 +138,25 @@ void cws_conn_free(cws_conn *c) {
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
-static int cws__fail(cws_conn *c, int status, cws_event *ev) {
+/* Writes *ev: the one place an event is filled. `data` is NULL when length is 0. */
+CWS_INLINE void cws__event(cws_event *ev, uint8_t type, const void *data, size_t offset, size_t length,
+                           uint8_t in_input, uint8_t rsv, uint16_t close_code) {
+    ev->type = type;
+    ev->data = length ? data : NULL;
+    ev->offset = offset;
+    ev->length = length;
+    ev->in_input = in_input;
+    ev->rsv = rsv;
+    ev->close_code = close_code;
+}
+
+/* The fail-at step: latches a -2xx/-5xx status and reports it as an ERROR event with the close
+ * code to send and the static reason. */
+__attribute__((noinline)) static int cws__fail(cws_conn *c, int status, cws_event *ev) {
     c->error = status;
     c->flags.f.failed = 1;
     const char *why = cws_strerror(status);
-    uint16_t code = cws_status_close_code(status);
-    ev->type = CWS_EVENT_ERROR;
-    ev->data = why;
-    ev->offset = 0;
-    ev->length = strlen(why);
-    ev->in_input = 0;
-    ev->rsv = 0;
-    ev->close_code = code;
+    cws__event(ev, CWS_EVENT_ERROR, why, 0, strlen(why), 0, 0, cws_status_close_code(status));
     return status;
 }
 
@@ -236,32 +243,24 @@ static int cws__begin_frame(cws_conn *c) {
  * in_input, p lies in the caller's buffer at `offset`. Close frames: RFC 6455 §5.5.1, §7.4. */
 static int cws__control_event(cws_conn *c, const uint8_t *p, size_t n, size_t offset,
                               uint8_t in_input, cws_event *ev) {
-    ev->in_input = in_input;
-    ev->offset = in_input ? offset : 0;
-    ev->rsv = 0;
-    ev->close_code = 0;
-    ev->data = n ? p : NULL;
-    ev->length = n;
-    if (c->fh.opcode == CWS_OP_PING) {
-        ev->type = CWS_EVENT_PING;
-    } else if (c->fh.opcode == CWS_OP_PONG) {
-        ev->type = CWS_EVENT_PONG;
-    } else {
-        if (n == 1) return CWS_ERR_CLOSE_PAYLOAD;
-        uint16_t code = CWS_CLOSE_NO_STATUS; /* reported, never sent */
-        if (n >= 2) {
-            code = (uint16_t)((p[0] << 8) | p[1]);
-            if (!cws_close_code_is_valid(code)) return CWS_ERR_CLOSE_CODE;
-            if (cws_utf8_validate(p + 2, n - 2) != CWS_OK) return CWS_ERR_CLOSE_REASON_UTF8;
-            /* The payload handed out is the reason alone. */
-            ev->data = n > 2 ? p + 2 : NULL;
-            ev->length = n - 2;
-            if (in_input) ev->offset = offset + 2;
-        }
-        ev->type = CWS_EVENT_CLOSE;
-        ev->close_code = code;
-        c->flags.f.closed = 1;
+    if (!in_input) offset = 0;
+    if (c->fh.opcode == CWS_OP_PING || c->fh.opcode == CWS_OP_PONG) {
+        cws__event(ev, c->fh.opcode, p, offset, n, in_input, 0, 0);
+        return CWS_OK;
     }
+    if (n == 1) return CWS_ERR_CLOSE_PAYLOAD;
+    uint16_t code = CWS_CLOSE_NO_STATUS; /* reported, never sent */
+    if (n >= 2) {
+        code = (uint16_t)((p[0] << 8) | p[1]);
+        if (!cws_close_code_is_valid(code)) return CWS_ERR_CLOSE_CODE;
+        if (cws_utf8_validate(p + 2, n - 2) != CWS_OK) return CWS_ERR_CLOSE_REASON_UTF8;
+        /* The payload handed out is the reason alone. */
+        p += 2;
+        n -= 2;
+        if (in_input) offset += 2;
+    }
+    cws__event(ev, CWS_EVENT_CLOSE, p, offset, n, in_input, 0, code);
+    c->flags.f.closed = 1;
     return CWS_OK;
 }
 
@@ -347,68 +346,185 @@ static int cws__inflate_finish(cws_conn *c) {
     return CWS_OK;
 }
 
-/* ---- the parser ------------------------------------------------------------------------------- */
+/* ---- the parser ------------------------------------------------------------------------------
+ *
+ * cws_conn_parse is a loop over small steps. Each step reads from the cursor below, moves `pos`
+ * past the bytes it used, and returns CWS__NEXT (go on with the next step), CWS_OK (*ev is
+ * filled), CWS_WANT_READ (all input used, pos == len) or an error status. The loop copies `pos`
+ * into *consumed in one place, and an error goes to the fail-at step (cws__fail).
+ *
+ *   step_small    a whole small FIN text/binary frame at a frame boundary: the fast path
+ *   step_header   a frame header (completed from hbuf when it was split), checked against the
+ *                 message state and the limits
+ *   step_control  a control frame's payload, in place or collected in cbuf
+ *   step_data     a data frame's payload: in place when the message is one whole frame, else
+ *                 appended (or inflated) into the reassembly buffer
+ *   step_deliver  the last frame of a reassembled message: final checks, the event
+ * ---------------------------------------------------------------------------------------------- */
 
-int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_event *ev) {
-    size_t dummy;
-    if (consumed == NULL) consumed = &dummy;
-    *consumed = 0;
-    /* The small-frame fast path: a whole FIN text/binary frame with a 7-bit length and no RSV
-     * bits, at a frame boundary, with no message open. This is most frames of a chat or an RPC
-     * protocol, so it is done here in a straight line, without the general header parser, the
-     * kernel dispatch or the streaming validator. */
-    if (CWS_LIKELY(c != NULL && ev != NULL && buf != NULL && len >= 2 && c->flags.any == 0)) {
-        uint8_t *in = (uint8_t *)buf;
-        const uint8_t b0 = in[0], b1 = in[1];
-        const size_t n = b1 & 0x7F;
-        const bool masked = (b1 & 0x80) != 0;
-        const size_t h = masked ? 6 : 2;
-        if ((b0 == 0x81 || b0 == 0x82) && n <= c->small_limit && (b1 & 0x80) == c->mask_bit &&
-            len >= h + n) {
-            uint8_t *p = in + h;
-            uint64_t hi = 0;
-            if (masked) {
-                uint32_t k32 = cws__load32(in + 2);
-                uint64_t k64 = ((uint64_t)k32 << 32) | k32;
-                size_t i = 0;
-                for (; i + 8 <= n; i += 8) {
-                    uint64_t w = cws__load64(p + i) ^ k64;
-                    cws__store64(p + i, w);
-                    hi |= w;
-                }
-                for (; i < n; i++) {
-                    p[i] ^= in[2 + (i & 3)];
-                    hi |= p[i];
-                }
-            } else if (b0 == 0x81) {
-                size_t i = 0;
-                for (; i + 8 <= n; i += 8) hi |= cws__load64(p + i);
-                for (; i < n; i++) hi |= p[i];
-            }
-            /* All ASCII (no byte with its top bit set) is valid UTF-8; only other text pays for
-             * the validator. */
-            if (b0 == 0x81 && (hi & 0x8080808080808080ull) && cws_utf8_validate(p, n) != CWS_OK) {
-                return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
-            }
-            *consumed = h + n;
-            ev->type = b0 & 0x0F;
-            ev->data = n ? p : NULL;
-            ev->offset = h;
-            ev->length = n;
-            ev->in_input = 1;
-            ev->rsv = 0;
-            ev->close_code = 0;
-            return CWS_OK;
+typedef struct cws__input {
+    uint8_t *buf;
+    size_t len;
+    size_t pos; /* bytes used so far: what *consumed becomes */
+} cws__input;
+
+/* Internal step result: go on with the next step. Never returned to the caller. */
+#define CWS__NEXT 1
+
+/* The small-frame fast path: a whole FIN text/binary frame with a 7-bit length and no RSV bits,
+ * at a frame boundary, with no message open (checked by the caller through flags.any). This is
+ * most frames of a chat or an RPC protocol, so it is a straight line, without the general header
+ * parser or the streaming validator: the kernel layer's inline unmask reports the top bits of the
+ * unmasked bytes, and only text that is not all ASCII pays for the validator. */
+CWS_INLINE int cws__step_small(cws_conn *c, cws__input *in, cws_event *ev) {
+    uint8_t *const b = in->buf;
+    const uint8_t b0 = b[0], b1 = b[1];
+    const size_t n = b1 & 0x7F;
+    const size_t h = (b1 & 0x80) ? 6 : 2;
+    if (!((b0 == 0x81 || b0 == 0x82) && n <= c->small_limit && (b1 & 0x80) == c->mask_bit &&
+          in->len >= h + n))
+        return CWS__NEXT;
+    uint8_t *const p = b + h;
+    uint64_t high;
+    if (b1 & 0x80)
+        high = cws__unmask_small_high(p, n, cws__load32(b + 2));
+    else
+        high = b0 == 0x81 ? cws__small_high(p, n) : 0;
+    if (b0 == 0x81 && high && cws_utf8_validate(p, n) != CWS_OK) return CWS_ERR_INVALID_UTF8;
+    in->pos = h + n;
+    cws__event(ev, b0 & 0x0F, p, h, n, 1, 0, 0);
+    return CWS_OK;
+}
+
+/* The next frame header, parsed in place or completed from hbuf (a header split across calls:
+ * fewer than 14 bytes are kept aside, uWS's "spill"), then checked by cws__begin_frame. */
+static int cws__step_header(cws_conn *c, cws__input *in) {
+    int st;
+    if (CWS_LIKELY(c->flags.f.hlen == 0)) {
+        st = cws_frame_header_parse(in->buf + in->pos, in->len - in->pos, c->role, c->allowed_rsv,
+                                    &c->fh, NULL);
+        if (st == CWS_WANT_READ) {
+            const size_t rest = in->len - in->pos;
+            if (rest) memcpy(c->hbuf, in->buf + in->pos, rest);
+            c->flags.f.hlen = (uint8_t)rest;
+            in->pos = in->len;
+            return CWS_WANT_READ;
         }
+        if (st != CWS_OK) return st;
+        in->pos += c->fh.header_length;
+    } else {
+        /* Take only the bytes the header still needs. */
+        size_t need = 0;
+        for (;;) {
+            st = cws_frame_header_parse(c->hbuf, c->flags.f.hlen, c->role, c->allowed_rsv, &c->fh,
+                                        &need);
+            if (st == CWS_OK) break;
+            if (st != CWS_WANT_READ || in->pos == in->len) return st;
+            size_t take = need - c->flags.f.hlen;
+            if (take > in->len - in->pos) take = in->len - in->pos;
+            memcpy(c->hbuf + c->flags.f.hlen, in->buf + in->pos, take);
+            c->flags.f.hlen = (uint8_t)(c->flags.f.hlen + take);
+            in->pos += take;
+        }
+        c->flags.f.hlen = 0;
     }
+    st = cws__begin_frame(c);
+    if (CWS_UNLIKELY(st != CWS_OK)) return st;
+    c->flags.f.in_frame = 1;
+    c->frame_got = 0;
+    return CWS__NEXT;
+}
 
-    if (c == NULL || ev == NULL || (buf == NULL && len != 0)) return CWS_ERR_INVALID_ARGUMENT;
-    if (CWS_UNLIKELY(c->flags.f.failed)) {
-        int st = c->error;
-        return cws__fail(c, st, ev);
+/* A control frame's payload (RFC 6455 §5.5: at most 125 bytes, may sit between fragments). */
+static int cws__step_control(cws_conn *c, cws__input *in, cws_event *ev) {
+    const size_t plen = (size_t)c->fh.payload_length;
+    const size_t avail = in->len - in->pos;
+    uint8_t *const p = in->buf + in->pos;
+    if (c->frame_got == 0 && avail >= plen) {
+        if (c->fh.masked) (void)cws_mask(p, plen, c->fh.mask_key, 0);
+        c->flags.f.in_frame = 0;
+        in->pos += plen;
+        return cws__control_event(c, p, plen, (size_t)(p - in->buf), 1, ev);
     }
+    size_t take = plen - (size_t)c->frame_got;
+    if (take > avail) take = avail;
+    if (take) { /* buf may be NULL when len is 0 */
+        memcpy(c->cbuf + c->frame_got, p, take);
+        if (c->fh.masked)
+            (void)cws_mask(c->cbuf + c->frame_got, take, c->fh.mask_key, (uint32_t)(c->frame_got & 3));
+        c->frame_got += take;
+        in->pos += take;
+    }
+    if (c->frame_got < plen) return CWS_WANT_READ; /* pos == len: every byte was taken */
+    c->flags.f.in_frame = 0;
+    return cws__control_event(c, c->cbuf, plen, 0, 0, ev);
+}
+
+/* The last frame of a reassembled (or inflated) message is in: final checks, then the event,
+ * which borrows the reassembly buffer until the next call. */
+static int cws__step_deliver(cws_conn *c, cws_event *ev) {
+    if (c->msg_validate && cws_utf8_stream_finish(&c->utf8) != CWS_OK) return CWS_ERR_INVALID_UTF8;
+    if (c->msg_inflate) {
+        const int st = cws__inflate_finish(c);
+        if (CWS_UNLIKELY(st != CWS_OK)) return st;
+        c->msg_inflate = 0;
+    }
+    c->flags.f.msg_open = 0;
+    c->flags.f.reset_rbuf = 1;
+    cws__event(ev, c->msg_opcode, c->rbuf, 0, c->rlen, 0, c->msg_rsv, 0);
+    return CWS_OK;
+}
+
+/* A data frame's payload. A whole unfragmented, uncompressed message inside the input is
+ * delivered in place with no copy; anything else is appended to the reassembly buffer (unmasked
+ * and validated on the way), or unmasked in place and inflated into it. */
+static int cws__step_data(cws_conn *c, cws__input *in, cws_event *ev) {
+    const uint64_t plen = c->fh.payload_length;
+    const size_t avail = in->len - in->pos;
+    uint8_t *const p = in->buf + in->pos;
+    int st;
+    if (CWS_LIKELY(c->fh.fin && c->fh.opcode != CWS_OP_CONTINUATION && c->frame_got == 0 &&
+                   avail >= plen && !c->msg_inflate)) {
+        const size_t n = (size_t)plen;
+        st = cws__unmask_validate(c, p, n, 0, c->msg_validate);
+        if (st == CWS_OK && c->msg_validate) st = cws_utf8_stream_finish(&c->utf8);
+        if (CWS_UNLIKELY(st != CWS_OK)) return CWS_ERR_INVALID_UTF8;
+        c->flags.f.in_frame = 0;
+        in->pos += n;
+        cws__event(ev, c->msg_opcode, p, (size_t)(p - in->buf), n, 1, c->msg_rsv, 0);
+        return CWS_OK;
+    }
+    size_t take = (size_t)(plen - c->frame_got);
+    if (take > avail) take = avail;
+    if (take) {
+        if (c->msg_inflate) {
+            /* Unmask in place (inside what this call consumes), inflate into the buffer. */
+            if (c->fh.masked) (void)cws_mask(p, take, c->fh.mask_key, (uint32_t)(c->frame_got & 3));
+            st = cws__inflate_into(c, p, take);
+        } else {
+            st = cws__unmask_validate(c, p, take, c->frame_got, c->msg_validate);
+            if (st == CWS_OK) st = cws__reserve(c, c->rlen + take);
+            if (st == CWS_OK) {
+                memcpy(c->rbuf + c->rlen, p, take);
+                c->rlen += take;
+            }
+        }
+        if (CWS_UNLIKELY(st != CWS_OK)) return st;
+        c->frame_got += take;
+        c->msg_len += take;
+        in->pos += take;
+    }
+    if (c->frame_got < plen) return CWS_WANT_READ; /* pos == len: every byte was taken */
+    c->flags.f.in_frame = 0;
+    if (!c->fh.fin) return CWS__NEXT; /* more fragments to come: next header */
+    return cws__step_deliver(c, ev);
+}
+
+/* Everything but the fast path: the connection's state first, then the steps. */
+__attribute__((noinline)) static int cws__parse_steps(cws_conn *c, cws__input *in, cws_event *ev) {
+    if (CWS_UNLIKELY(c->flags.f.failed)) return c->error; /* reported again by cws__fail */
     if (CWS_UNLIKELY(c->flags.f.closed)) {
-        *consumed = len;
+        in->pos = in->len;
         return CWS_CLOSED;
     }
     if (c->flags.f.reset_rbuf) {
@@ -420,185 +536,34 @@ int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_eve
             c->rcap = 0;
         }
     }
-
-    uint8_t *in = (uint8_t *)buf;
-    size_t pos = 0;
     int st;
+    do {
+        if (!c->flags.f.in_frame)
+            st = cws__step_header(c, in);
+        else if (c->fh.opcode & 0x8)
+            st = cws__step_control(c, in, ev);
+        else
+            st = cws__step_data(c, in, ev);
+    } while (st == CWS__NEXT);
+    return st;
+}
 
-    for (;;) {
-        if (!c->flags.f.in_frame) {
-            /* ---- header ---- */
-            if (CWS_LIKELY(c->flags.f.hlen == 0)) {
-                st = cws_frame_header_parse(in + pos, len - pos, c->role, c->allowed_rsv, &c->fh,
-                                            NULL);
-                if (CWS_LIKELY(st == CWS_OK)) {
-                    pos += c->fh.header_length;
-                } else if (st == CWS_WANT_READ) {
-                    /* Fewer than 14 bytes are left: keep them aside (uWS's "spill"). */
-                    size_t rest = len - pos;
-                    if (rest) memcpy(c->hbuf, in + pos, rest);
-                    c->flags.f.hlen = (uint8_t)rest;
-                    *consumed = len;
-                    return CWS_WANT_READ;
-                } else {
-                    *consumed = pos;
-                    return cws__fail(c, st, ev);
-                }
-            } else {
-                /* Complete a split header from hbuf, taking only the bytes it still needs. */
-                size_t need = 0;
-                for (;;) {
-                    st = cws_frame_header_parse(c->hbuf, c->flags.f.hlen, c->role, c->allowed_rsv, &c->fh,
-                                                &need);
-                    if (st == CWS_OK) break;
-                    if (st != CWS_WANT_READ) {
-                        *consumed = pos;
-                        return cws__fail(c, st, ev);
-                    }
-                    if (pos == len) {
-                        *consumed = len;
-                        return CWS_WANT_READ;
-                    }
-                    size_t take = need - c->flags.f.hlen;
-                    if (take > len - pos) take = len - pos;
-                    memcpy(c->hbuf + c->flags.f.hlen, in + pos, take);
-                    c->flags.f.hlen = (uint8_t)(c->flags.f.hlen + take);
-                    pos += take;
-                }
-                c->flags.f.hlen = 0;
-            }
-            st = cws__begin_frame(c);
-            if (CWS_UNLIKELY(st != CWS_OK)) {
-                *consumed = pos;
-                return cws__fail(c, st, ev);
-            }
-            c->flags.f.in_frame = 1;
-            c->frame_got = 0;
+int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed, cws_event *ev) {
+    size_t dummy;
+    if (consumed == NULL) consumed = &dummy;
+    cws__input in = {(uint8_t *)buf, len, 0};
+    int st = CWS__NEXT;
+    if (CWS_LIKELY(c != NULL && ev != NULL && buf != NULL && len >= 2 && c->flags.any == 0))
+        st = cws__step_small(c, &in, ev);
+    if (st == CWS__NEXT) {
+        if (c == NULL || ev == NULL || (buf == NULL && len != 0)) {
+            *consumed = 0;
+            return CWS_ERR_INVALID_ARGUMENT;
         }
-
-        /* ---- payload ---- */
-        const uint64_t plen = c->fh.payload_length;
-        const size_t avail = len - pos;
-        uint8_t *p = in + pos;
-
-        if (c->fh.opcode & 0x8) {
-            /* Control frame (RFC 6455 §5.5): at most 125 bytes, may sit between fragments. */
-            if (c->frame_got == 0 && avail >= plen) {
-                size_t n = (size_t)plen;
-                if (c->fh.masked) (void)cws_mask(p, n, c->fh.mask_key, 0);
-                c->flags.f.in_frame = 0;
-                pos += n;
-                *consumed = pos;
-                st = cws__control_event(c, p, n, (size_t)(p - in), 1, ev);
-                return st == CWS_OK ? st : cws__fail(c, st, ev);
-            }
-            size_t take = (size_t)(plen - c->frame_got);
-            if (take > avail) take = avail;
-            if (take == 0) { /* buf may be NULL when len is 0 */
-                *consumed = len;
-                return CWS_WANT_READ;
-            }
-            memcpy(c->cbuf + c->frame_got, p, take);
-            if (c->fh.masked)
-                (void)cws_mask(c->cbuf + c->frame_got, take, c->fh.mask_key,
-                               (uint32_t)(c->frame_got & 3));
-            c->frame_got += take;
-            pos += take;
-            if (c->frame_got < plen) {
-                *consumed = len;
-                return CWS_WANT_READ;
-            }
-            c->flags.f.in_frame = 0;
-            *consumed = pos;
-            st = cws__control_event(c, c->cbuf, (size_t)plen, 0, 0, ev);
-            return st == CWS_OK ? st : cws__fail(c, st, ev);
-        }
-
-        /* Data frame. The fast path: a whole unfragmented message inside the input, delivered in
-         * place with no copy. */
-        if (CWS_LIKELY(c->fh.fin && c->fh.opcode != CWS_OP_CONTINUATION && c->frame_got == 0 &&
-                       avail >= plen && !c->msg_inflate)) {
-            size_t n = (size_t)plen;
-            st = cws__unmask_validate(c, p, n, 0, c->msg_validate);
-            if (st == CWS_OK && c->msg_validate) st = cws_utf8_stream_finish(&c->utf8);
-            if (CWS_UNLIKELY(st != CWS_OK)) {
-                *consumed = pos;
-                return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
-            }
-            c->flags.f.in_frame = 0;
-            pos += n;
-            *consumed = pos;
-            ev->type = c->msg_opcode;
-            ev->data = n ? p : NULL;
-            ev->offset = (size_t)(p - in);
-            ev->length = n;
-            ev->in_input = 1;
-            ev->rsv = c->msg_rsv;
-            ev->close_code = 0;
-            return CWS_OK;
-        }
-
-        /* Slow path: copy what is here into the reassembly buffer. */
-        size_t take = (size_t)(plen - c->frame_got);
-        if (take > avail) take = avail;
-        if (take && c->msg_inflate) {
-            /* Compressed: unmask in place (inside what this call consumes), inflate into the
-             * reassembly buffer. */
-            if (c->fh.masked) (void)cws_mask(p, take, c->fh.mask_key, (uint32_t)(c->frame_got & 3));
-            st = cws__inflate_into(c, p, take);
-            if (CWS_UNLIKELY(st != CWS_OK)) {
-                *consumed = pos;
-                return cws__fail(c, st, ev);
-            }
-            c->frame_got += take;
-            c->msg_len += take;
-            pos += take;
-        } else if (take) {
-            st = cws__unmask_validate(c, p, take, c->frame_got, c->msg_validate);
-            if (CWS_UNLIKELY(st != CWS_OK)) {
-                *consumed = pos;
-                return cws__fail(c, st, ev);
-            }
-            st = cws__reserve(c, c->rlen + take);
-            if (CWS_UNLIKELY(st != CWS_OK)) {
-                *consumed = pos;
-                return cws__fail(c, st, ev);
-            }
-            memcpy(c->rbuf + c->rlen, p, take);
-            c->rlen += take;
-            c->frame_got += take;
-            c->msg_len += take;
-            pos += take;
-        }
-        if (c->frame_got < plen) {
-            *consumed = len;
-            return CWS_WANT_READ;
-        }
-        c->flags.f.in_frame = 0;
-        if (!c->fh.fin) continue; /* more fragments to come: next header */
-
-        if (c->msg_validate && cws_utf8_stream_finish(&c->utf8) != CWS_OK) {
-            *consumed = pos;
-            return cws__fail(c, CWS_ERR_INVALID_UTF8, ev);
-        }
-        if (c->msg_inflate) {
-            st = cws__inflate_finish(c);
-            if (CWS_UNLIKELY(st != CWS_OK)) {
-                *consumed = pos;
-                return cws__fail(c, st, ev);
-            }
-            c->msg_inflate = 0;
-        }
-        c->flags.f.msg_open = 0;
-        c->flags.f.reset_rbuf = 1;
-        *consumed = pos;
-        ev->type = c->msg_opcode;
-        ev->data = c->rlen ? c->rbuf : NULL;
-        ev->offset = 0;
-        ev->length = c->rlen;
-        ev->in_input = 0;
-        ev->rsv = c->msg_rsv;
-        ev->close_code = 0;
-        return CWS_OK;
+        st = cws__parse_steps(c, &in, ev);
     }
+    *consumed = in.pos;
+    /* -2xx (the peer's fault) and fatal statuses end the connection: the fail-at step. */
+    if (CWS_UNLIKELY((st <= -200 && st > -300) || st <= CWS_ERR_FATAL)) return cws__fail(c, st, ev);
+    return st;
 }
