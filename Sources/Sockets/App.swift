@@ -104,6 +104,34 @@ public final class App: Sendable {
         addSocket(path, [], spec, handler)
     }
 
+    /// A WebSocket route on the event-loop callback API: the behaviour's closures run on each
+    /// connection's event loop, synchronously, for every message of a read, and reply with
+    /// `connection.send(_:)`, which never suspends; everything sent during one read is flushed
+    /// once. The fastest path; use ``get(_:_:_:)`` for the channel API (`Socket`).
+    ///
+    /// ```swift
+    /// app.ws("/echo", Options(allowAnyOrigin: true), WebSocketBehavior(message: { connection, message in
+    ///     connection.send(message)
+    /// }))
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - path: the route pattern.
+    ///   - options: limits, timers, origin rules (the channel buffers do not apply).
+    ///   - handlers: handlers that run before the upgrade and may answer instead (authentication).
+    ///   - behavior: open, message, drain and close callbacks.
+    public func ws(_ path: String, _ options: Options = Options(), before handlers: [Handler] = [], _ behavior: WebSocketBehavior) {
+        do {
+            let route = try WebSocketRoute(configuration: options.configuration, handshake: options.handshake, behavior: behavior)
+            try options.validate()
+            // The handler runs the behaviour: no task per connection.
+            let endpoint = SocketEndpoint(options: options, route: route) { _, _ in nil }
+            core.add(Route(method: nil, pattern: try PathPattern(path), target: .socket(handlers, endpoint)))
+        } catch {
+            fatalError("\(error)")
+        }
+    }
+
     private func addSocket<Message: Sendable>(_ path: String, _ handlers: [Handler], _ spec: SocketSpec<Message>,
                                               _ handler: @escaping SocketHandler<Message>) {
         do {

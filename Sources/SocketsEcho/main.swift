@@ -1,57 +1,67 @@
+import ArgumentParser
 import Sockets
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// sockets-echo: echoes every text and binary message on every path; any or no Origin accepted.
 /// For conformance and load testing.
-///
-///     swift run sockets-echo [--host 127.0.0.1] [--port 9001] [--max-message-size 16777216]
-var host = "127.0.0.1"
-var port = 9001
-var maxMessageSize = 16 << 20
-var compression: Options.Compression? = nil
-var args = CommandLine.arguments.dropFirst()
-func usage() -> Never {
-    print("usage: sockets-echo [--host HOST] [--port PORT] [--max-message-size BYTES] [--compression off|on|shared|small]")
-    exit(2)
-}
-while let arg = args.popFirst() {
-    switch arg {
-    case "--host":
-        guard let v = args.popFirst() else { usage() }
-        host = v
-    case "--port":
-        guard let v = args.popFirst().flatMap({ Int($0) }) else { usage() }
-        port = v
-    case "--max-message-size":
-        guard let v = args.popFirst().flatMap({ Int($0) }), v > 0 else { usage() }
-        maxMessageSize = v
-    case "--compression":
-        // on: dedicated deflater, window 15; shared: one deflater per thread (no context
-        // takeover); small: dedicated with a 512-byte window (about 10 KB per connection).
-        switch args.popFirst() {
-        case "off": compression = nil
-        case "on": compression = .default
-        case "shared": compression = Options.Compression(memory: .shared)
-        case "small": compression = Options.Compression(windowBits: 9, peerWindowBits: 9)
-        default: usage()
-        }
-    case "-h", "--help": usage()
-    default: usage()
-    }
-}
+@main
+struct SocketsEcho: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sockets-echo",
+        abstract: "Echoes every text and binary message on every path (any Origin): for conformance and load tests.")
 
-let options = Options(
-    logLevel: .warning, maxMessageSize: maxMessageSize, maxFrameSize: maxMessageSize,
-    allowAnyOrigin: true, compression: compression
-)
-let app = App()
-app.any("/*", try Sockets.raw(options)) { _, socket in
-    for await message in socket.receiver {
-        try? await socket.send(message)
+    enum API: String, ExpressibleByArgument, CaseIterable {
+        /// The event-loop callback API: each message echoed from its read, one flush per read.
+        case callback
+        /// The channel API: `Socket<WebSocketMessage>`, a `for await` loop and `send`.
+        case channels
+    }
+
+    enum Compression: String, ExpressibleByArgument, CaseIterable {
+        case off, on, shared, small
+
+        var settings: CompressionSettings? {
+            switch self {
+            case .off: return nil
+            case .on: return .default // dedicated deflater, window 15
+            case .shared: return CompressionSettings(memory: .shared) // one deflater per thread, no context takeover
+            case .small: return CompressionSettings(windowBits: 9, peerWindowBits: 9) // 512-byte windows
+            }
+        }
+    }
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0 picks a free one).")
+    var port = 9001
+
+    @Option(help: "Which API echoes: callback (the event-loop callback API) or channels (Socket and for await).")
+    var api: API = .callback
+
+    @Option(help: "The largest message accepted and sent, in bytes.")
+    var maxMessageSize = 16 << 20
+
+    @Option(help: "permessage-deflate: off, on (dedicated, window 15), shared (one deflater per thread), small (window 9).")
+    var compression: Compression = .off
+
+    func validate() throws {
+        guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be positive") }
+    }
+
+    func run() async throws {
+        let options = Options(logLevel: .warning, maxMessageSize: maxMessageSize, maxFrameSize: maxMessageSize,
+                              allowAnyOrigin: true, compression: compression.settings)
+        let app = App()
+        switch api {
+        case .callback:
+            app.ws("/*", options, WebSocketBehavior(message: { connection, message in connection.send(message) }))
+        case .channels:
+            app.any("/*", try Sockets.raw(options)) { _, socket in
+                for await message in socket.receiver {
+                    try? await socket.send(message)
+                }
+            }
+        }
+        try await app.run(host: host, port: port)
     }
 }
-try await app.run(host: host, port: port)

@@ -502,6 +502,48 @@ def scenario_same_segment(args):
         conn.close()
 
 
+def scenario_burst(args):
+    """--messages text frames ("m0", "m1", ...) and then a close frame (--frame close) or a bad
+    frame (--frame NAME from RAW_FRAMES), all in one write: the server must answer every message
+    received before the close or the error, then close (RFC 6455 §5.5.1 ordering). Reports the
+    texts received in order and the close code."""
+    conn = RawConnection(args.url)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        payload = b"".join(build_frame(OP_TEXT, f"m{i}".encode()) for i in range(args.messages))
+        if args.frame == "close" or args.frame is None:
+            payload += build_frame(OP_CLOSE, struct.pack("!H", 1000))
+        else:
+            payload += RAW_FRAMES[args.frame]()
+        conn.sock.sendall(payload)
+        start = time.monotonic()
+        deadline = start + STEP
+        texts = []
+        out = {"close_code": None, "eof": False, "texts": texts, "after_close": 0}
+        while True:
+            try:
+                f = conn.read_frame(deadline)
+            except (TimeoutError, ConnectionResetError) as e:
+                out["error"] = type(e).__name__
+                break
+            if f is None:
+                out["eof"] = True
+                break
+            _, op, data = f
+            if out["close_code"] is not None:
+                out["after_close"] += 1
+            elif op == OP_TEXT:
+                texts.append(data.decode("utf-8", "replace"))
+            elif op == OP_CLOSE:
+                out["close_code"] = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+        out["handshake_status"] = hs["status"]
+        return out
+    finally:
+        conn.close()
+
+
 def scenario_huge_head(args):
     """A request head far over any sane limit (--size bytes of one header): the server must
     answer with an error status (or close) rather than buffer it."""
@@ -715,6 +757,7 @@ SYNC = {
     "http": scenario_http,
     "silent": scenario_silent,
     "same_segment": scenario_same_segment,
+    "burst": scenario_burst,
     "pmd_raw": scenario_pmd_raw,
     "huge_head": scenario_huge_head,
     "flood": scenario_flood,
@@ -734,7 +777,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20)
-    parser.add_argument("--frame", choices=sorted(RAW_FRAMES))
+    parser.add_argument("--frame", choices=sorted(list(RAW_FRAMES) + ["close"]))
     parser.add_argument("--method", default="GET")
     parser.add_argument("--set", action="append", metavar="'Name: value'")
     parser.add_argument("--drop", action="append", metavar="Name")

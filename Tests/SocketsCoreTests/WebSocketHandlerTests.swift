@@ -138,17 +138,25 @@ import Testing
         #expect(Array(out.prefix(4)) == [0x88, out[1], 0x03, 0xF1]) // 1009
     }
 
-    @Test func messagesAreFramedAsHeaderPlusPayload() throws {
+    @Test func smallFramesAreCorkedIntoOneBufferAndLargePayloadsGoBesideTheirHeader() throws {
         let channel = try makeChannel(WebSocketConfiguration(maxMessageSize: 1 << 20))
         defer { _ = try? channel.finish() }
-        try channel.writeOutbound(WebSocketOutbound.text(ByteBuffer(string: "hi")))
-        let header = try #require(try channel.readOutbound(as: ByteBuffer.self))
-        let payload = try #require(try channel.readOutbound(as: ByteBuffer.self))
-        #expect(Array(header.readableBytesView) == [0x81, 0x02])
-        #expect(String(buffer: payload) == "hi")
+        // Two small messages and a ping written before one flush: one buffer, frames in order.
+        channel.write(WebSocketOutbound.text(ByteBuffer(string: "hi")), promise: nil)
+        channel.write(WebSocketOutbound.binary(ByteBuffer(bytes: [1, 2])), promise: nil)
+        channel.write(WebSocketOutbound.ping(ByteBuffer()), promise: nil)
+        channel.flush()
+        let corked = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(Array(corked.readableBytesView) == [0x81, 0x02, 0x68, 0x69, 0x82, 0x02, 1, 2, 0x89, 0x00])
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        // A payload over 16 KiB goes out as it is, after its header: not copied.
         let big = ByteBuffer(repeating: 0x41, count: 70000)
         try channel.writeOutbound(WebSocketOutbound.binary(big))
         #expect(Array(try #require(try channel.readOutbound(as: ByteBuffer.self)).readableBytesView) == [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70])
+        let payload = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(payload.readableBytes == 70000)
+        let same = payload.withUnsafeReadableBytes { p in big.withUnsafeReadableBytes { $0.baseAddress == p.baseAddress } }
+        #expect(same, "the large payload must be the caller's buffer, not a copy")
         _ = try? channel.finish()
     }
 

@@ -186,6 +186,32 @@ struct InteropTests {
         }
     }
 
+    /// Ordered failure and close (RFC 6455 §5.5.1; the strictest servers answer every message
+    /// received before the error or the close): messages and then a close or a protocol error in
+    /// one write get every echo, in order, before the close frame, with both APIs.
+    @Test(arguments: ["callback", "channels"], [("close", 1000), ("reserved_opcode", 1002), ("invalid_utf8", 1007)])
+    func repliesGoOutBeforeTheCloseThatFollowsThem(api: String, ending: (frame: String, code: Int)) async throws {
+        try await withApp({ app in
+            let options = Self.options { $0.allowAnyOrigin = true }
+            if api == "callback" {
+                app.ws("/echo", options, WebSocketBehavior(message: { connection, message in connection.send(message) }))
+            } else {
+                app.get("/echo", try Sockets.messages(options)) { _, socket in
+                    for await message in socket.receiver {
+                        try await Task.sleep(for: .milliseconds(20)) // a handler slower than the peer
+                        try await socket.send(message)
+                    }
+                }
+            }
+        }) { port in
+            let r = try await InteropClient.run("burst", "ws://127.0.0.1:\(port)/echo", ["--messages", "5", "--frame", ending.frame])
+            #expect(r["texts"].array.compactMap(\.string) == ["m0", "m1", "m2", "m3", "m4"], "\(api) \(ending): \(r)")
+            #expect(r["close_code"].int == ending.code, "\(api) \(ending): \(r)")
+            #expect(r["after_close"].int == 0, "nothing after the close frame: \(r)")
+            #expect(r["eof"].bool == true, "\(r)")
+        }
+    }
+
     // MARK: 5. Handshake refusals
 
     /// RFC 6455 §4.2.1-4.2.2 checks, over HTTP written by hand. Every refusal's body is one

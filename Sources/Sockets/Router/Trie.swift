@@ -6,7 +6,9 @@ import NIOHTTP1
 struct SocketEndpoint: Sendable {
     let options: Options
     let route: WebSocketRoute
-    let start: @Sendable (_ channel: any Channel, _ request: SocketRequest) throws -> @Sendable () async -> Void
+    /// Starts a connection: the work to run in a task (a channel-API handler), or nil when the
+    /// connection needs none (the callback API).
+    let start: @Sendable (_ channel: any Channel, _ request: SocketRequest) throws -> (@Sendable () async -> Void)?
 }
 
 /// One route as added: its method (nil: any), pattern and what answers it.

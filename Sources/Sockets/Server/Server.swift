@@ -14,7 +14,9 @@ final class AppCore: Sendable {
         var trie: RouterTrie?
         var group: MultiThreadedEventLoopGroup?
         var server: (any Channel)?
-        var sockets: [ObjectIdentifier: (channel: any Channel, task: Task<Void, Never>, closeTimeout: Duration)] = [:]
+        /// Open WebSocket connections: the channel, the task running its handler (none for the
+        /// callback API), and its close timeout.
+        var sockets: [ObjectIdentifier: (channel: any Channel, task: Task<Void, Never>?, closeTimeout: Duration)] = [:]
         var httpChannels: [ObjectIdentifier: any Channel] = [:]
         var shuttingDown = false
     }
@@ -106,10 +108,12 @@ final class AppCore: Sendable {
             try? await Task.sleep(for: grace)
             for s in sockets {
                 s.channel.close(promise: nil)
-                s.task.cancel()
+                s.task?.cancel()
             }
         }
-        for s in sockets { await s.task.value }
+        for s in sockets {
+            if let task = s.task { await task.value } else { try? await s.channel.closeFuture.get() }
+        }
         enforcer.cancel()
         let http = state.withLockedValue { Array($0.httpChannels.values) }
         for c in http { try? await c.close() }
@@ -146,8 +150,13 @@ final class AppCore: Sendable {
         return promise.futureResult
     }
 
-    private func register(_ channel: any Channel, work: @escaping @Sendable () async -> Void, closeTimeout: Duration) throws {
+    private func register(_ channel: any Channel, work: (@Sendable () async -> Void)?, closeTimeout: Duration) throws {
         let id = ObjectIdentifier(channel)
+        guard let work else {
+            state.withLockedValue { $0.sockets[id] = (channel, nil, closeTimeout) }
+            channel.closeFuture.whenComplete { [self] _ in _ = state.withLockedValue { $0.sockets.removeValue(forKey: id) } }
+            return
+        }
         // Registered before the task can finish, so the removal below always finds it.
         state.withLockedValue { s in
             let task = Task {

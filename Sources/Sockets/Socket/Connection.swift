@@ -1,78 +1,95 @@
 import Logging
 import NIOCore
-import NIOConcurrencyHelpers
 
 extension SocketSpec {
-    /// Wraps an upgraded channel (``WebSocketHandler`` already installed) and returns the work that
-    /// runs the connection: a pump from the channel into the socket's inbox, and the user's
-    /// handler, as two child tasks of one group. Must be called on the channel's event loop.
+    /// Puts a ``Socket`` on an upgraded channel (``WebSocketHandler`` already installed) and
+    /// returns the work that runs the user's handler. Must be called on the channel's event loop,
+    /// before the first read is handled (from the route's `onUpgrade`).
     ///
-    /// The connection ends when the channel closes; the handler returning starts the close
-    /// handshake with 1000 (a thrown error, with 1011). The channel is closed when both are done.
+    /// Messages go from the handler on the event loop straight into the socket's one bounded inbox
+    /// (no task or second queue between); sends go through one queue, taken by the event loop in
+    /// batches. The handler returning starts the close handshake with 1000 (a thrown error, with
+    /// 1011); the work ends when the connection has.
     func start(
         channel: any Channel,
         request: SocketRequest,
         handler: @escaping @Sendable (Socket<Message>) async throws -> Void
     ) throws -> @Sendable () async -> Void {
-        let recv = options.recvChannelBuffer
-        // The connection's outcome, as its state machine records it.
-        let closeResult = try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self).closeResult
-        let asyncChannel = try NIOAsyncChannel<WebSocketInbound, WebSocketOutbound>(
-            wrappingChannelSynchronously: channel,
-            configuration: .init(backPressureStrategy: .init(lowWatermark: max(1, recv / 2), highWatermark: max(1, recv)))
-        )
-        let codec = self.codec
+        let bridge = SocketBridge(spec: self, request: request, allocator: channel.allocator)
+        try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self)
+            .attach(bridge, queueCapacity: options.sendChannelBuffer)
+        guard let socket = bridge.socket else { throw WebSocketError.closed }
         let options = self.options
         return {
-            let socket = Socket(request: request, channel: channel, codec: codec, options: options)
-            // A handler that stops reading must not keep a dead connection from ending.
-            channel.closeFuture.whenComplete { _ in socket.inbox.stopBackpressure() }
-            try? await asyncChannel.executeThenClose { inbound, _ in
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        await Self.pump(inbound, into: socket, codec: codec)
-                        socket.connectionEnded((try? await closeResult.get()) ?? CloseResult(code: .abnormalClosure, reason: ""))
-                    }
-                    group.addTask {
-                        do {
-                            try await handler(socket)
-                        } catch {
-                            options.log(.error, "socket handler threw: \(error)")
-                            if !socket.isDone { await socket.disconnect(.internalError, reason: "handler error") }
-                        }
-                        if !socket.isDone { await socket.disconnect(.normalClosure) }
-                    }
-                    await group.waitForAll()
-                }
+            do {
+                try await handler(socket)
+            } catch {
+                options.log(.error, "socket handler threw: \(error)")
+                if !socket.isDone { await socket.disconnect(.internalError, reason: "handler error") }
+            }
+            socket.inbox.readerEnded()
+            if !socket.isDone { await socket.disconnect(.normalClosure) }
+            _ = await socket.done
+        }
+    }
+}
+
+/// The channel layer on top of a connection's handler: decodes each message once, on the event
+/// loop, into the socket's inbox; holds the socket back when the inbox is full; reports failures
+/// in order; ends the socket with the state machine's outcome.
+final class SocketBridge<Message: Sendable>: WebSocketApplication {
+    let spec: SocketSpec<Message>
+    let request: SocketRequest
+    let allocator: ByteBufferAllocator
+    private(set) var socket: Socket<Message>?
+
+    init(spec: SocketSpec<Message>, request: SocketRequest, allocator: ByteBufferAllocator) {
+        self.spec = spec
+        self.request = request
+        self.allocator = allocator
+    }
+
+    func open(_ connection: WebSocketConnection) {
+        socket = Socket(request: request, sender: connection.sender, allocator: allocator, codec: spec.codec, options: spec.options)
+    }
+
+    func message(_ connection: WebSocketConnection, _ message: WebSocketMessage) {
+        guard let socket else { return }
+        let isText: Bool
+        let payload: ByteBuffer
+        switch message {
+        case .text(let b): (isText, payload) = (true, b)
+        case .binary(let b): (isText, payload) = (false, b)
+        }
+        do throws(SocketCodec<Message>.DecodeFailure) {
+            let decoded = try spec.codec.decode(isText, payload)
+            if socket.inbox.push(message: decoded) { connection.pauseReading() }
+        } catch {
+            switch error {
+            case .unsupportedType(let reason):
+                socket.inbox.push(error: WebSocketError(code: .unsupportedData, reason: reason))
+                // After the replies already queued.
+                connection.sender.close(.unsupportedData, reason: reason)
+            case .malformed(let reason):
+                socket.inbox.push(error: WebSocketError(code: .invalidPayload, reason: reason))
             }
         }
     }
 
-    private static func pump(_ inbound: NIOAsyncChannelInboundStream<WebSocketInbound>, into socket: Socket<Message>, codec: SocketCodec<Message>) async {
-        do {
-            for try await item in inbound {
-                switch item {
-                case .text(let payload), .binary(let payload):
-                    let isText: Bool
-                    if case .text = item { isText = true } else { isText = false }
-                    do {
-                        let message = try codec.decode(isText, payload)
-                        await socket.inbox.push(message: message)
-                    } catch .unsupportedType(let reason) {
-                        let error = WebSocketError(code: .unsupportedData, reason: reason)
-                        socket.inbox.push(error: error)
-                        await socket.disconnect(.unsupportedData, reason: reason)
-                    } catch .malformed(let reason) {
-                        socket.inbox.push(error: WebSocketError(code: .invalidPayload, reason: reason))
-                    }
-                case .closed:
-                    break
-                case .failed(let error):
-                    socket.inbox.push(error: error)
-                }
-            }
-        } catch {
-            socket.inbox.push(error: WebSocketError(code: .abnormalClosure, reason: "\(error)"))
-        }
+    func ending(_ connection: WebSocketConnection, _ report: WebSocketInbound) {
+        guard let socket else { return }
+        if case .failed(let error) = report { socket.inbox.push(error: error) }
+    }
+
+    var holdsUnansweredMessages: Bool {
+        guard let socket, socket.inbox.holdsUnanswered else { return false }
+        socket.inbox.holdClose()
+        return true
+    }
+
+    func drain(_ connection: WebSocketConnection) {}
+
+    func closed(_ connection: WebSocketConnection, _ result: CloseResult) {
+        socket?.connectionEnded(result)
     }
 }

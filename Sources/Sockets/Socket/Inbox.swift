@@ -2,15 +2,16 @@ import NIOConcurrencyHelpers
 
 /// The ordered inbox behind a socket's `receiver`, `errors`, `events` and `done`.
 ///
-/// One pump task pushes what the connection produces; any number of readers take from it, each
+/// The connection's event loop pushes what the connection produces, directly (no task between);
+/// any number of readers take from it, each
 /// through its own view: `receiver` takes the oldest message, `errors` the oldest error, `events`
 /// the oldest entry of either kind and finally `.done`. An entry is delivered once, to whichever
 /// view takes it first, like a value received from a Go channel.
 ///
-/// Bounds: `push(message:)` suspends while `capacity` messages wait unread, so the pump stops
-/// taking from the channel and the channel stops reading the socket. Errors never block the pump;
-/// at most `capacity` of them are kept (the oldest is dropped), so a peer sending endless bad
-/// messages cannot grow memory.
+/// Bounds: when `capacity` messages wait unread, `push(message:)` tells the producer (the
+/// connection's event loop) to stop reading the socket, and `onRoom` resumes it once readers took
+/// half of them. Errors never stop the producer; at most `capacity` of them are kept (the oldest
+/// is dropped), so a peer sending endless bad messages cannot grow memory.
 final class Inbox<Message: Sendable>: Sendable {
     enum Entry: Sendable {
         case message(Message)
@@ -33,49 +34,68 @@ final class Inbox<Message: Sendable>: Sendable {
         var finished: CloseCode? = nil
         var waiters: [Waiter] = []
         var doneWaiters: [(UInt64, CheckedContinuation<CloseCode, Never>)] = []
-        var pusher: CheckedContinuation<Void, Never>? = nil
         var nextID: UInt64 = 0
         var doneDelivered = false
-        var unbounded = false
+        /// The producer stopped reading the socket because `capacity` messages wait.
+        var producerPaused = false
+        /// A message was taken and the taker has not asked for the next entry yet (its replies
+        /// may still be on their way).
+        var answering = false
+        /// The connection's close waits until the messages before it are answered.
+        var closeHeld = false
     }
 
     private let state = NIOLockedValueBox(State())
     let capacity: Int
+    /// Called (on any thread) when messages were taken after the producer paused.
+    private let onRoom: @Sendable () -> Void
+    /// Called (on any thread) when a held close may go: every message before it is answered.
+    private let onCaughtUp: @Sendable () -> Void
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
-
-    // MARK: Producer side (the pump)
-
-    /// Adds a message, suspending while `capacity` messages wait unread.
-    func push(message: Message) async {
-        while true {
-            let mustWait: Bool = state.withLockedValue { s in
-                s.messageCount >= capacity && s.finished == nil && !s.unbounded
-            }
-            if !mustWait { break }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLockedValue { s -> Bool in
-                    if s.messageCount < capacity || s.finished != nil || s.unbounded { return true }
-                    s.pusher = c
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-        }
-        deliver(.message(message))
+    init(capacity: Int, onRoom: @escaping @Sendable () -> Void = {}, onCaughtUp: @escaping @Sendable () -> Void = {}) {
+        self.capacity = max(1, capacity)
+        self.onRoom = onRoom
+        self.onCaughtUp = onCaughtUp
     }
 
-    /// Stops `push(message:)` from waiting: called when the channel has closed, so the pump can
-    /// drain what the channel still holds (bounded by its watermark) and learn the close code.
-    /// Messages already accepted stay readable.
-    func stopBackpressure() {
-        let p = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
-            s.unbounded = true
-            let p = s.pusher
-            s.pusher = nil
-            return p
+    // MARK: Producer side (the connection's event loop)
+
+    /// Adds a message; never suspends. Returns true when `capacity` messages now wait unread: the
+    /// producer stops reading the socket until `onRoom` is called. (Messages parsed from the
+    /// same read still arrive, so the inbox may hold a read's worth beyond `capacity`.)
+    func push(message: Message) -> Bool {
+        deliver(.message(message))
+        return state.withLockedValue { s in
+            if s.messageCount >= capacity && s.finished == nil {
+                s.producerPaused = true
+                return true
+            }
+            return false
         }
-        p?.resume()
+    }
+
+    /// Whether some message received so far is not answered yet: waiting unread, or taken by a
+    /// reader that has not asked for the next entry.
+    var holdsUnanswered: Bool { state.withLockedValue { $0.messageCount > 0 || $0.answering } }
+
+    /// Holds the connection's close until every message before it is answered (`onCaughtUp`).
+    func holdClose() {
+        let now = state.withLockedValue { s -> Bool in
+            if s.messageCount == 0 && !s.answering { return true }
+            s.closeHeld = true
+            return false
+        }
+        if now { onCaughtUp() }
+    }
+
+    /// The reader (the route's handler) has ended: nothing more will be answered.
+    func readerEnded() {
+        let fire = state.withLockedValue { s -> Bool in
+            s.answering = false
+            defer { s.closeHeld = false }
+            return s.closeHeld
+        }
+        if fire { onCaughtUp() }
     }
 
     /// Adds an error; never suspends.
@@ -83,27 +103,25 @@ final class Inbox<Message: Sendable>: Sendable {
 
     /// Ends the inbox with the connection's close code; waiting readers get what is left, then nil.
     func finish(_ code: CloseCode) {
-        let (waiters, doneWaiters, pusher) = state.withLockedValue { s -> ([Waiter], [(UInt64, CheckedContinuation<CloseCode, Never>)], CheckedContinuation<Void, Never>?) in
-            guard s.finished == nil else { return ([], [], nil) }
+        let (waiters, doneWaiters) = state.withLockedValue { s -> ([Waiter], [(UInt64, CheckedContinuation<CloseCode, Never>)]) in
+            guard s.finished == nil else { return ([], []) }
             s.finished = code
             // Readers still waiting now can only be waiting for entries that will never come.
             let w = s.waiters
             s.waiters = []
             let d = s.doneWaiters
             s.doneWaiters = []
-            let p = s.pusher
-            s.pusher = nil
-            return (w, d, p)
+            return (w, d)
         }
         for w in waiters { w.continuation.resume(returning: nil) }
         for (_, d) in doneWaiters { d.resume(returning: code) }
-        pusher?.resume()
     }
 
     private func deliver(_ entry: Entry) {
         let waiter: Waiter? = state.withLockedValue { s in
             guard s.finished == nil else { return nil }
             if let i = s.waiters.firstIndex(where: { $0.want == .any || ($0.want == .message) == entry.isMessage }) {
+                if entry.isMessage { s.answering = true }
                 return s.waiters.remove(at: i)
             }
             if !entry.isMessage && s.errorCount >= capacity {
@@ -125,6 +143,15 @@ final class Inbox<Message: Sendable>: Sendable {
     /// Takes the oldest entry of the wanted kind, waiting for one; nil once the inbox is finished
     /// and holds none. Cancellation ends the wait with nil.
     func take(_ want: Want) async -> Entry? {
+        let caughtUp = state.withLockedValue { s -> Bool in
+            s.answering = false
+            if s.closeHeld && s.messageCount == 0 {
+                s.closeHeld = false
+                return true
+            }
+            return false
+        }
+        if caughtUp { onCaughtUp() }
         switch takeNow(want) {
         case .entry(let e): return e
         case .finished: return nil
@@ -136,17 +163,17 @@ final class Inbox<Message: Sendable>: Sendable {
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Entry?, Never>) in
-                var pusher: CheckedContinuation<Void, Never>? = nil
+                var room = false
                 let immediate: Entry?? = state.withLockedValue { s in
                     if let e = Self.takeLocked(&s, want) {
-                        pusher = Self.wakePusherLocked(&s, capacity: capacity)
+                        room = Self.roomLocked(&s, capacity: capacity)
                         return .some(e)
                     }
                     if s.finished != nil || Task.isCancelled { return .some(nil) }
                     s.waiters.append(Waiter(id: id, want: want, continuation: c))
                     return .none
                 }
-                pusher?.resume()
+                if room { onRoom() }
                 if let immediate { c.resume(returning: immediate) }
             }
         } onCancel: {
@@ -161,22 +188,24 @@ final class Inbox<Message: Sendable>: Sendable {
     private enum TakeResult { case entry(Entry), finished, empty }
 
     private func takeNow(_ want: Want) -> TakeResult {
-        var pusher: CheckedContinuation<Void, Never>? = nil
+        var room = false
         let r: TakeResult = state.withLockedValue { s in
             if let e = Self.takeLocked(&s, want) {
-                pusher = Self.wakePusherLocked(&s, capacity: capacity)
+                room = Self.roomLocked(&s, capacity: capacity)
                 return .entry(e)
             }
             return s.finished != nil ? .finished : .empty
         }
-        pusher?.resume()
+        if room { onRoom() }
         return r
     }
 
-    private static func wakePusherLocked(_ s: inout State, capacity: Int) -> CheckedContinuation<Void, Never>? {
-        guard s.messageCount < capacity, let p = s.pusher else { return nil }
-        s.pusher = nil
-        return p
+    /// Whether the producer paused and there is room again (half the capacity free, so that
+    /// resuming is one hop per several messages, not per message).
+    private static func roomLocked(_ s: inout State, capacity: Int) -> Bool {
+        guard s.producerPaused, s.messageCount <= capacity / 2 else { return false }
+        s.producerPaused = false
+        return true
     }
 
     private static func takeLocked(_ s: inout State, _ want: Want) -> Entry? {
@@ -198,7 +227,12 @@ final class Inbox<Message: Sendable>: Sendable {
         } else {
             s.entries.remove(at: i)
         }
-        if e.isMessage { s.messageCount -= 1 } else { s.errorCount -= 1 }
+        if e.isMessage {
+            s.messageCount -= 1
+            s.answering = true
+        } else {
+            s.errorCount -= 1
+        }
         return e
     }
 

@@ -55,16 +55,20 @@ public final class Socket<Message: Sendable>: Sendable {
     /// The request that opened the connection.
     public let request: SocketRequest
     let inbox: Inbox<Message>
-    private let channel: any Channel
+    private let output: WebSocketSender
     private let codec: SocketCodec<Message>
-    private let gate: SendGate
+    private let allocator: ByteBufferAllocator
+    private let maxMessageSize: Int
 
-    init(request: SocketRequest, channel: any Channel, codec: SocketCodec<Message>, options: Options) {
+    init(request: SocketRequest, sender: WebSocketSender, allocator: ByteBufferAllocator, codec: SocketCodec<Message>, options: Options) {
         self.request = request
-        self.channel = channel
+        self.output = sender
         self.codec = codec
-        self.inbox = Inbox(capacity: options.recvChannelBuffer)
-        self.gate = SendGate(capacity: options.sendChannelBuffer)
+        self.allocator = allocator
+        self.maxMessageSize = options.maxMessageSize
+        self.inbox = Inbox(capacity: options.recvChannelBuffer,
+                           onRoom: { sender.resumeReading() },
+                           onCaughtUp: { sender.caughtUp() })
     }
 
     /// The subprotocol agreed in the handshake, if any.
@@ -96,7 +100,7 @@ public final class Socket<Message: Sendable>: Sendable {
     ///   ``WebSocketError/outgoingMessageTooBig`` for a message over `maxMessageSize`; an encoding
     ///   error from the message type (JSON).
     public func send(_ message: Message) async throws {
-        let frame = try codec.encode(message, channel.allocator)
+        let frame = try codec.encode(message, allocator)
         try await send(frame: frame)
     }
 
@@ -105,7 +109,7 @@ public final class Socket<Message: Sendable>: Sendable {
     /// for data that is already compressed, or secrets that should not share a compression window
     /// with text an attacker chooses.
     public func send(_ message: Message, compress: Bool) async throws {
-        var frame = try codec.encode(message, channel.allocator)
+        var frame = try codec.encode(message, allocator)
         if !compress {
             switch frame {
             case .text(let b): frame = .uncompressed(.text(b))
@@ -122,7 +126,7 @@ public final class Socket<Message: Sendable>: Sendable {
     ///
     /// - Throws: an encoding error from the message type (JSON).
     public func prepare(_ message: Message) throws -> PreparedMessage {
-        PreparedMessage(frame: try codec.encode(message, channel.allocator))
+        PreparedMessage(frame: try codec.encode(message, allocator))
     }
 
     /// Sends a message prepared with ``prepare(_:)`` (by this or any other socket of the same
@@ -131,32 +135,35 @@ public final class Socket<Message: Sendable>: Sendable {
         try await send(frame: prepared.frame)
     }
 
-    /// Sends an already encoded frame.
+    /// Sends an already encoded frame: checked here (closed, too big), then queued for the
+    /// connection's event loop, which takes queued frames in batches (one hop and one flush per
+    /// batch). Suspends only while `sendChannelBuffer` frames wait.
     func send(frame: WebSocketOutbound) async throws {
-        guard !inbox.isFinished else { throw WebSocketError.closed }
-        try await gate.acquire()
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        let gate = self.gate
-        promise.futureResult.whenComplete { _ in gate.release() }
-        channel.writeAndFlush(frame, promise: promise)
+        switch frame {
+        case .text(let b), .binary(let b), .uncompressed(.text(let b)), .uncompressed(.binary(let b)):
+            if b.readableBytes > maxMessageSize { throw WebSocketError.outgoingMessageTooBig }
+        case .ping, .close:
+            break
+        }
+        guard !inbox.isFinished, await output.waitForRoom(), output.enqueue(frame, compress: true) else {
+            throw WebSocketError.closed
+        }
     }
 
-    /// Starts the close handshake with `code` (the reference's `disconnect <- code`). Returns once
-    /// the close frame is written; ``done`` then waits for the end. A code that may not be sent
+    /// Starts the close handshake with `code` (the reference's `disconnect <- code`), after the
+    /// messages sent before; ``done`` then waits for the end. A code that may not be sent
     /// (1005, 1006, 1015, …) sends a close frame without a code.
     ///
     /// - Parameters:
     ///   - code: the close code; default ``CloseCode/normalClosure``.
     ///   - reason: up to 123 bytes of UTF-8, cut at a character boundary if longer.
     public func disconnect(_ code: CloseCode = .normalClosure, reason: String = "") async {
-        gate.close()
-        try? await channel.writeAndFlush(WebSocketOutbound.close(code, reason: reason)).get()
+        output.close(code, reason: reason)
     }
 
-    /// Called by the pump when the connection has ended, with the outcome the connection's state
-    /// machine recorded (the peer's close code, the failure's, the code we sent, or 1006).
+    /// Called when the connection has ended, with the outcome the connection's state machine
+    /// recorded (the peer's close code, the failure's, the code we sent, or 1006).
     func connectionEnded(_ result: CloseResult) {
-        gate.close()
         inbox.finish(result.code)
     }
 
@@ -227,55 +234,4 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
 /// A message encoded once, to send to many sockets without encoding or copying it again.
 public struct PreparedMessage: Sendable {
     let frame: WebSocketOutbound
-}
-
-/// Counts messages written but not yet sent; `acquire` suspends at `capacity`.
-final class SendGate: Sendable {
-    private struct State {
-        var pending = 0
-        var closed = false
-        var waiters: [CheckedContinuation<Bool, Never>] = []
-    }
-    private let state = NIOLockedValueBox(State())
-    let capacity: Int
-
-    init(capacity: Int) { self.capacity = max(1, capacity) }
-
-    func acquire() async throws {
-        let ok: Bool = await withCheckedContinuation { c in
-            let now: Bool? = state.withLockedValue { s in
-                if s.closed { return false }
-                if s.pending < capacity {
-                    s.pending += 1
-                    return true
-                }
-                s.waiters.append(c)
-                return nil
-            }
-            if let now { c.resume(returning: now) }
-        }
-        if !ok { throw WebSocketError.closed }
-    }
-
-    func release() {
-        let w: CheckedContinuation<Bool, Never>? = state.withLockedValue { s in
-            if !s.waiters.isEmpty && !s.closed {
-                return s.waiters.removeFirst() // the slot passes straight to the waiter
-            }
-            s.pending -= 1
-            return nil
-        }
-        w?.resume(returning: true)
-    }
-
-    /// Fails every waiting and future `acquire`.
-    func close() {
-        let ws = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
-            s.closed = true
-            let w = s.waiters
-            s.waiters = []
-            return w
-        }
-        for w in ws { w.resume(returning: false) }
-    }
 }

@@ -69,6 +69,22 @@ public struct WebSocketConfiguration: Sendable {
     /// permessage-deflate (RFC 7692). Default `nil`: off (it costs CPU and, with context
     /// takeover, memory per connection).
     public var compression: CompressionSettings?
+    /// The most bytes a connection may hold unsent (its output buffer and the channel's) before
+    /// a send from the event-loop callback API is refused by ``backpressurePolicy``. Default 1 MiB.
+    /// (The channel layer's `send` waits instead: see `sendChannelBuffer`.)
+    public var maxBufferedAmount: Int = 1 << 20
+    /// What a callback-API send does past ``maxBufferedAmount``. Default `.close`: the peer is
+    /// not reading, and buffering for it without bound would let one client take the server's
+    /// memory.
+    public var backpressurePolicy: BackpressurePolicy = .close
+
+    /// What to do with a send when the peer does not read fast enough.
+    public enum BackpressurePolicy: Sendable, Equatable {
+        /// Close the connection with 1008 (policy violation).
+        case close
+        /// Drop the message (``WebSocketSendResult/dropped``) and keep the connection.
+        case drop
+    }
 
     /// Creates a configuration; every parameter has its default.
     ///
@@ -126,6 +142,7 @@ public struct WebSocketConfiguration: Sendable {
         if maxMessageSize < 1 { throw OptionsError(field: "maxMessageSize", reason: "must be at least 1") }
         if let f = maxFrameSize, f < 1 { throw OptionsError(field: "maxFrameSize", reason: "must be at least 1") }
         if closeTimeout <= .zero { throw OptionsError(field: "closeTimeout", reason: "must be positive") }
+        if maxBufferedAmount < 1 { throw OptionsError(field: "maxBufferedAmount", reason: "must be at least 1") }
         if let c = compression { try c.validate() }
     }
 

@@ -6,47 +6,84 @@ public import NIOCore
 /// Put it in a pipeline right after the HTTP handlers are removed (``WebSocketUpgrader`` does).
 /// Its close and liveness decisions are made by one ``ConnectionStateMachine`` value; the handler
 /// executes them and owns the timers.
-/// Inbound it takes the raw `ByteBuffer`s read from the socket and passes up ``WebSocketInbound``
-/// values; outbound it takes ``WebSocketOutbound`` values and writes frames as `ByteBuffer`s.
+///
+/// Two ways to use it:
+/// - **Callback API** (``init(configuration:behavior:)``): the ``WebSocketBehavior``'s closures
+///   are called on the event loop, synchronously, for every message of a read, and reply with
+///   ``WebSocketConnection/send(_:compress:)``; nothing is passed down the pipeline.
+/// - **Pipeline** (``init(configuration:)``): inbound it passes up ``WebSocketInbound`` values;
+///   outbound it takes ``WebSocketOutbound`` values (flushed on `flush`).
 ///
 /// - Inbound bytes are parsed where they lie: the engine unmasks them in place, and a message that
-///   arrived whole in one read is passed up as a slice of the read buffer, with no copy. (This is
-///   why the handler must be the first to see inbound bytes and must not share them: nothing
-///   before it in the pipeline may keep a reference to a read buffer expecting it unchanged.)
-/// - All messages parsed from one read are passed up before one `channelReadComplete`, and pongs
-///   to pings are written then, in one flush, on the event loop, whatever the application is doing.
-/// - Outbound, the frame header and the payload go out as two buffers in one gather write; the
-///   payload is never copied into a frame buffer.
+///   arrived whole in one read is handed on as a slice of the read buffer, with no copy. (This is
+///   why the handler must be the first to see inbound bytes and must not share them.)
+/// - Output ("cork"): frames with payloads up to 16 KiB are written, header and payload, into one
+///   per-connection buffer, reused across flushes; larger payloads go out as header + payload in
+///   one gather write. Everything sent while a read is handled (replies, pongs, a close frame, in
+///   order) is flushed once, when the read is done. No allocation per frame on this path.
+/// - Backpressure: while the channel is not writable the socket is not read further, and sends
+///   from other threads wait in their queue; the callback API sees ``WebSocketSendResult`` and
+///   `drain`.
 /// - Timers run on the event loop: a ping every `pingPeriod`; the connection fails when the peer
 ///   sends nothing for `pongWait` (our own sends do not count; while the application is not
-///   reading, and so the socket is not read, the clock is held); a write pending for longer than
-///   `writeWait` fails it; after our close frame the peer has `closeTimeout` to answer before TCP
-///   is closed.
+///   reading the clock is held); output that the socket has not taken any of for `writeWait`
+///   fails it (one timer, armed after a flush that leaves bytes pending); after our last frame
+///   the peer has `closeTimeout` before TCP is closed.
 public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Raw bytes from the socket.
     public typealias InboundIn = ByteBuffer
-    /// Messages, the peer's close, failures.
+    /// Messages, the peer's close, failures (pipeline use).
     public typealias InboundOut = WebSocketInbound
-    /// What to send.
+    /// What to send (pipeline use).
     public typealias OutboundIn = WebSocketOutbound
     /// Frame bytes to the socket.
     public typealias OutboundOut = ByteBuffer
 
+    /// Payloads up to this size are copied into the output buffer with their header; larger ones
+    /// are written beside it (a copy costs more than a gather entry past this size).
+    static let corkLimit = 16 * 1024
+    private static let corkInitialCapacity = 2048
+    private static let corkMaxKeptCapacity = 64 * 1024
+
     private let engine: Engine
     private let configuration: WebSocketConfiguration
     private var machine: ConnectionStateMachine
+    private let compression: CompressionAgreement?
+    private var deflater: Deflater?
+    private var closedResultPromise: EventLoopPromise<CloseResult>?
 
+    // The application on top (callback API or channel layer); nil in pipeline use.
+    private var application: (any WebSocketApplication)?
+    private var context: ChannelHandlerContext?
+    private var opened = false
+    package var userData: AnyObject?
+    private var queue: OutboundQueue?
+    private var queueCapacity = 1024
+
+    // Output.
+    private var out: ByteBuffer?
+    private var handedOff = 0
+    private var needsFlush = false
+    private var inRead = false
+    private var overLimit = false
+
+    // Reading.
+    private var readPending = false
+    private var readingPaused = false
+    /// A close or failure parsed while the application still held messages received before it:
+    /// processed once it has caught up, or at closeTimeout.
+    private var pendingEnding: Engine.Step?
+
+    // Timers.
     private var pingTimer: Scheduled<Void>?
     private var livenessTimer: Scheduled<Void>?
     private var closeTimer: Scheduled<Void>?
     private var writeTimer: Scheduled<Void>?
-    private var writeDeadlines: [NIODeadline] = []
-    private var writeHead = 0
-    private var needsFlush = false
+    private var writtenWhenArmed = 0
     private var steps: [(Engine.Step, Int)] = []
     private let writeWait: TimeAmount
 
-    /// Creates the handler for one connection.
+    /// Creates the handler for one connection, for use in a pipeline.
     ///
     /// - Parameter configuration: limits, timers, compression, logging.
     /// - Throws: ``OptionsError`` when the configuration is inconsistent.
@@ -54,8 +91,19 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         try self.init(configuration: configuration, compression: nil)
     }
 
+    /// Creates the handler for one connection with the event-loop callback API.
+    ///
+    /// - Parameters:
+    ///   - configuration: limits, timers, compression, logging.
+    ///   - behavior: what to do on open, for each message, on drain and on close.
+    /// - Throws: ``OptionsError`` when the configuration is inconsistent.
+    public convenience init(configuration: WebSocketConfiguration, behavior: WebSocketBehavior) throws {
+        try self.init(configuration: configuration, compression: nil)
+        application = BehaviorApplication(behavior)
+    }
+
     /// With permessage-deflate agreed in the handshake (see ``WebSocketUpgrader``).
-    package init(configuration: WebSocketConfiguration, compression: CompressionAgreement?) throws {
+    package init(configuration: WebSocketConfiguration, compression: CompressionAgreement?, behavior: WebSocketBehavior? = nil) throws {
         try configuration.validate()
         self.configuration = configuration
         self.compression = compression
@@ -66,11 +114,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
             now: .uptimeNanoseconds(0))
         self.writeWait = TimeAmount(saturating: configuration.writeWait)
+        self.application = behavior.map(BehaviorApplication.init)
     }
-
-    private let compression: CompressionAgreement?
-    private var deflater: Deflater?
-    private var closedResultPromise: EventLoopPromise<CloseResult>?
 
     /// Completes when the connection has ended, with how it ended (the peer's close code and
     /// reason, a failure's, the code we sent when the peer never answered, or 1006). Available
@@ -80,35 +125,69 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         return promise.futureResult
     }
 
+    /// Puts an application on top of the handler (the channel layer's socket). Call it on the
+    /// event loop before the first read is handled, e.g. from a route's `onUpgrade`.
+    package func attach(_ application: any WebSocketApplication, queueCapacity: Int) {
+        self.application = application
+        self.queueCapacity = queueCapacity
+        if let context, !opened {
+            opened = true
+            application.open(WebSocketConnection(handler: self, context: context))
+        }
+    }
+
     // MARK: Lifecycle
 
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         closedResultPromise = context.eventLoop.makePromise(of: CloseResult.self)
-        if context.channel.isActive { startTimers(context: context) }
+        if context.channel.isActive { start(context: context) }
     }
 
-    /// Cancels the timers.
+    /// Cancels the timers; reports the end if the channel did not.
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
         if machine.state != .closed { _ = machine.channelClosed() }
-        closedResultPromise?.succeed(machine.result ?? CloseResult(code: .abnormalClosure, reason: ""))
+        finish(context: context)
+        self.context = nil
     }
 
     /// Starts the timers when the channel becomes active.
     public func channelActive(context: ChannelHandlerContext) {
-        startTimers(context: context)
+        start(context: context)
         context.fireChannelActive()
     }
 
     /// Reports a connection that ended without a close handshake as a failure (1006).
     public func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
-        if let report = machine.channelClosed() {
-            context.fireChannelRead(wrapInboundOut(report))
-        }
-        closedResultPromise?.succeed(machine.result ?? CloseResult(code: .abnormalClosure, reason: ""))
+        if let report = machine.channelClosed() { deliver(report, context: context) }
+        finish(context: context)
         context.fireChannelInactive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        if let application, !opened {
+            opened = true
+            application.open(WebSocketConnection(handler: self, context: context))
+        }
+        guard pingTimer == nil, machine.state == .open else { return }
+        let deadline = machine.start(now: context.eventLoop.now)
+        schedulePing(context: context, in: machine.timers.pingPeriod)
+        scheduleLiveness(context: context, at: deadline)
+    }
+
+    private func finish(context: ChannelHandlerContext) {
+        guard let promise = closedResultPromise else { return }
+        closedResultPromise = nil
+        let result = machine.result ?? CloseResult(code: .abnormalClosure, reason: "")
+        queue?.close()
+        promise.succeed(result)
+        if let application {
+            self.application = nil
+            application.closed(WebSocketConnection(handler: self, context: context), result)
+        }
     }
 
     /// Reports a socket error as a failure and closes the channel.
@@ -116,21 +195,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         if machine.state == .open || machine.state == .closeSent {
             configuration.log(.warning, "socket error: \(error)")
         }
-        run(machine.socketError("\(error)"), context: context)
+        execute(machine.socketError("\(error)"), context: context)
     }
 
     // MARK: Inbound
 
-    /// Parses the bytes, passing up every message in them.
+    /// Parses the bytes and hands on every message in them; replies and pongs are flushed once,
+    /// at `channelReadComplete`.
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         machine.peerBytes(now: context.eventLoop.now)
         let base = buffer.readerIndex
         let allocator = context.channel.allocator
         steps.removeAll(keepingCapacity: true)
-        // Unmask in place: see the type's documentation for why writing through the read-only view
-        // is sound here (we are the read buffer's only consumer; the receive-buffer pool only
-        // recycles storage that nobody else references).
+        // Unmask in place: we are the read buffer's only consumer; the receive-buffer pool only
+        // recycles storage that nobody else references.
         buffer.withUnsafeReadableBytes { raw in
             guard raw.count > 0 else { return }
             let all = UnsafeMutableRawBufferPointer(mutating: raw)
@@ -149,70 +228,160 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 }
             }
         }
+        inRead = true
         for (step, start) in steps {
             switch step {
             case .messageInPlace(let text, let offset, let length):
                 let slice = buffer.getSlice(at: base + start + offset, length: length)!
-                context.fireChannelRead(wrapInboundOut(text ? .text(slice) : .binary(slice)))
+                deliver(text ? .text(slice) : .binary(slice), context: context)
             case .message(let text, let payload):
-                context.fireChannelRead(wrapInboundOut(text ? .text(payload) : .binary(payload)))
+                deliver(text ? .text(payload) : .binary(payload), context: context)
             case .ping(let payload):
                 if machine.receivedPing() == .sendPong {
-                    writeFrame(context: context, opcode: Engine.opPong, payload: payload, promise: nil)
-                    needsFlush = true
+                    appendFrame(context: context, opcode: Engine.opPong, payload: payload)
                 }
-            case .pong:
+            case .pong, .needMore, .closed:
                 break
-            case .close(let code, let reason):
-                configuration.log(.info, "peer closed the connection: \(code) \(reason)")
-                run(machine.receivedClose(code: CloseCode(rawValue: code), reason: reason), context: context)
-            case .failure(let code, let reason):
-                let error = WebSocketError(code: CloseCode(rawValue: code), reason: reason)
-                configuration.log(.warning, "closing connection: \(error)")
-                run(machine.fail(error), context: context)
-            case .needMore, .closed:
-                break
+            case .close, .failure:
+                ending(step, context: context)
             }
         }
         steps.removeAll(keepingCapacity: true)
+        inRead = false
     }
 
-    /// Flushes the pongs written while reading, then passes the event on.
+    /// Flushes what was sent while the read was handled, then passes the event on.
     public func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        flushIfNeeded(context: context)
         context.fireChannelReadComplete()
     }
 
-    /// Notes that the application asked for more data (used to hold the liveness clock while it
-    /// does not).
+    /// Asks for more data unless the application holds back (its inbox is full) or the socket is
+    /// not writable (the peer is not reading what we send, pongs included: we stop reading it).
     public func read(context: ChannelHandlerContext) {
+        if readingPaused || pendingEnding != nil {
+            readPending = true // the application is not reading: the liveness clock is held
+            return
+        }
+        machine.applicationRead()
+        if !context.channel.isWritable {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    /// Resumes reading, or holds it back.
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        if let queue, queue.setPaused(!writable) { drainQueue(context: context) }
+        if writable {
+            resumeReadingIfHeld(context: context)
+            if overLimit, bufferedAmount(context: context) <= configuration.maxBufferedAmount {
+                overLimit = false
+                if let application { application.drain(WebSocketConnection(handler: self, context: context)) }
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func resumeReadingIfHeld(context: ChannelHandlerContext) {
+        guard readPending, !readingPaused, pendingEnding == nil, context.channel.isWritable else { return }
+        readPending = false
         machine.applicationRead()
         context.read()
     }
 
+    /// The application's inbox is full: stop reading the socket (TCP pushes back).
+    package func pauseReading() { readingPaused = true }
+
+    /// The application has room again.
+    package func resumeReading(context: ChannelHandlerContext) {
+        readingPaused = false
+        resumeReadingIfHeld(context: context)
+    }
+
+    /// The application has taken every message received before a held close or failure, and its
+    /// replies are queued: send what waits, then the close.
+    package func applicationCaughtUp(context: ChannelHandlerContext) {
+        guard let step = pendingEnding else { return }
+        drainQueue(context: context)
+        pendingEnding = nil
+        process(step, context: context)
+    }
+
+    private func deliver(_ inbound: WebSocketInbound, context: ChannelHandlerContext) {
+        guard let application else {
+            context.fireChannelRead(wrapInboundOut(inbound))
+            return
+        }
+        let connection = WebSocketConnection(handler: self, context: context)
+        switch inbound {
+        case .text(let b): application.message(connection, .text(b))
+        case .binary(let b): application.message(connection, .binary(b))
+        case .closed, .failed: application.ending(connection, inbound)
+        }
+    }
+
+    /// The peer's close or a protocol failure, in order after the messages before it. With an
+    /// application that still holds some of them unanswered, the close waits for it (bounded by
+    /// closeTimeout); the report goes up at once, after those messages.
+    private func ending(_ step: Engine.Step, context: ChannelHandlerContext) {
+        if let application, machine.state == .open, application.holdsUnansweredMessages {
+            switch step {
+            case .close(let code, let reason): deliver(.closed(CloseCode(rawValue: code), reason: reason), context: context)
+            case .failure(let code, let reason): deliver(.failed(WebSocketError(code: CloseCode(rawValue: code), reason: reason)), context: context)
+            default: break
+            }
+            pendingEnding = step
+            armCloseTimer(context: context, timeout: machine.timers.closeTimeout) { [self] in
+                if let step = pendingEnding {
+                    pendingEnding = nil
+                    configuration.log(.info, "application did not answer the messages before the close within closeTimeout")
+                    process(step, context: context)
+                }
+            }
+            return
+        }
+        process(step, context: context, report: true)
+    }
+
+    private func process(_ step: Engine.Step, context: ChannelHandlerContext, report: Bool = false) {
+        switch step {
+        case .close(let code, let reason):
+            configuration.log(.info, "peer closed the connection: \(code) \(reason)")
+            execute(machine.receivedClose(code: CloseCode(rawValue: code), reason: reason), context: context, report: report)
+        case .failure(let code, let reason):
+            let error = WebSocketError(code: CloseCode(rawValue: code), reason: reason)
+            configuration.log(.warning, "closing connection: \(error)")
+            execute(machine.fail(error), context: context, report: report)
+        default:
+            break
+        }
+    }
+
     // MARK: Executing the state machine's actions
 
-    private func run(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+    private func execute(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext, report: Bool = true,
+                         promise: EventLoopPromise<Void>? = nil) {
         switch action {
         case .none:
             promise?.succeed(())
         case .sendPong, .sendPing, .checkLivenessAt:
             preconditionFailure("handled where the timer or frame is")
-        case .close(let report, let frame, let then):
-            if let report { context.fireChannelRead(wrapInboundOut(report)) }
+        case .close(let inbound, let frame, let then):
+            if report, let inbound { deliver(inbound, context: context) }
             var written: EventLoopFuture<Void>? = nil
             if let frame {
-                var bytes = context.channel.allocator.buffer(capacity: Int(8 + frame.reason.utf8.count))
-                Engine.writeClose(into: &bytes, code: frame.code?.rawValue, reason: frame.reason)
-                let p = context.eventLoop.makePromise(of: Void.self)
-                context.writeAndFlush(wrapOutboundOut(bytes), promise: trackWrite(context: context, promise: p) ?? p)
+                prepareCork(context: context)
+                Engine.writeClose(into: &out!, code: frame.code?.rawValue, reason: frame.reason)
+                let p = promise ?? context.eventLoop.makePromise(of: Void.self)
+                handOff(context: context, promise: p)
+                context.flush()
+                needsFlush = false
                 written = p.futureResult
-            }
-            if let promise {
-                if let written { promise.completeWith(written) } else { promise.succeed(()) }
+            } else {
+                promise?.succeed(())
             }
             switch then {
             case .now:
@@ -220,91 +389,240 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 context.close(promise: nil)
             case .afterFrame(let timeout):
                 written?.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-                armCloseTimer(context: context, timeout: timeout)
+                armCloseTimer(context: context, timeout: timeout) { [self] in closeTimeoutElapsed(context: context) }
             case .whenPeerAnswers(let timeout):
-                armCloseTimer(context: context, timeout: timeout)
+                armCloseTimer(context: context, timeout: timeout) { [self] in closeTimeoutElapsed(context: context) }
             }
         }
     }
 
-    private func armCloseTimer(context: ChannelHandlerContext, timeout: TimeAmount) {
+    private func closeTimeoutElapsed(context: ChannelHandlerContext) {
+        configuration.log(.info, "peer did not complete the close handshake within closeTimeout")
+        execute(machine.closeTimeoutElapsed(), context: context)
+    }
+
+    private func armCloseTimer(context: ChannelHandlerContext, timeout: TimeAmount, _ fire: @escaping () -> Void) {
         closeTimer?.cancel()
-        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            self.configuration.log(.info, "peer did not complete the close handshake within closeTimeout")
-            self.run(self.machine.closeTimeoutElapsed(), context: context)
-        }
+        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout, fire)
     }
 
-    // MARK: Outbound
+    // MARK: Output
 
-    /// Frames and writes a message, a ping or our close frame.
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .text(let payload):
-            writeMessage(context: context, opcode: Engine.opText, payload: payload, promise: promise)
-        case .binary(let payload):
-            writeMessage(context: context, opcode: Engine.opBinary, payload: payload, promise: promise)
-        case .uncompressed(let message):
-            switch message {
-            case .text(let payload): writeMessage(context: context, opcode: Engine.opText, payload: payload, compress: false, promise: promise)
-            case .binary(let payload): writeMessage(context: context, opcode: Engine.opBinary, payload: payload, compress: false, promise: promise)
-            }
-        case .ping(let payload):
-            guard machine.canSend else { promise?.fail(WebSocketError.closed); return }
-            guard payload.readableBytes <= 125 else {
-                promise?.fail(WebSocketError(code: .protocolError, reason: "ping payload longer than 125 bytes"))
-                return
-            }
-            writeFrame(context: context, opcode: Engine.opPing, payload: payload, promise: promise)
-        case .close(let code, let reason):
-            let action = machine.sendClose(code: code, reason: reason)
-            if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)") }
-            run(action, context: context, promise: promise)
+    /// Frames a message into the output, after the checks; compresses it first when agreed.
+    private func frameMessage(context: ChannelHandlerContext, _ message: WebSocketMessage, compress: Bool) -> WebSocketSendResult {
+        guard machine.canSend else { return .closed }
+        let (opcode, payload): (UInt8, ByteBuffer) = switch message {
+        case .text(let b): (Engine.opText, b)
+        case .binary(let b): (Engine.opBinary, b)
         }
-    }
-
-    private func writeMessage(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, compress: Bool = true,
-                              promise: EventLoopPromise<Void>?) {
-        guard machine.canSend else {
-            promise?.fail(WebSocketError.closed)
-            return
-        }
-        guard payload.readableBytes <= configuration.maxMessageSize else {
-            promise?.fail(WebSocketError.outgoingMessageTooBig)
-            return
-        }
+        guard payload.readableBytes <= configuration.maxMessageSize else { return .tooBig }
         // A message marked uncompressed, or under the threshold, never reaches the deflater (so
         // never its window, and never creates it); created on the first message worth compressing.
         if compress, let compression, let settings = configuration.compression, payload.readableBytes >= settings.threshold {
             if deflater == nil {
                 deflater = settings.memory == .shared ? Deflater.shared(settings: settings) : Deflater(settings: settings, agreement: compression)
             }
-            if let deflater, let (out, compressed) = deflater.compress(payload, allocator: context.channel.allocator) {
-                writeFrame(context: context, opcode: opcode, payload: out, rsv: compressed ? 0x40 : 0, promise: promise)
-                return
+            if let deflater, let (compressed, isCompressed) = deflater.compress(payload, allocator: context.channel.allocator) {
+                appendFrame(context: context, opcode: opcode, payload: compressed, rsv: isCompressed ? 0x40 : 0)
+                return .sent
             }
         }
-        writeFrame(context: context, opcode: opcode, payload: payload, promise: promise)
+        appendFrame(context: context, opcode: opcode, payload: payload)
+        return .sent
     }
 
-    /// Header and payload as two buffers: NIO sends them with one vectored write on flush.
-    private func writeFrame(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, rsv: UInt8 = 0,
-                            promise: EventLoopPromise<Void>?) {
-        var header = context.channel.allocator.buffer(capacity: 10)
-        Engine.writeHeader(into: &header, opcode: opcode, length: payload.readableBytes, rsv: rsv)
-        context.write(wrapOutboundOut(header), promise: nil)
-        let tracked = trackWrite(context: context, promise: promise)
-        context.write(wrapOutboundOut(payload), promise: tracked ?? promise)
+    private func prepareCork(context: ChannelHandlerContext) {
+        if out == nil {
+            out = context.channel.allocator.buffer(capacity: Self.corkInitialCapacity)
+        } else if out!.readableBytes == 0 {
+            if out!.capacity > Self.corkMaxKeptCapacity {
+                out = context.channel.allocator.buffer(capacity: Self.corkInitialCapacity)
+            } else {
+                // Storage the channel no longer holds is reused; otherwise clear() allocates.
+                out!.clear()
+            }
+        }
+    }
+
+    private func appendFrame(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, rsv: UInt8 = 0) {
+        prepareCork(context: context)
+        let length = payload.readableBytes
+        Engine.writeHeader(into: &out!, opcode: opcode, length: length, rsv: rsv)
+        if length <= Self.corkLimit {
+            out!.writeImmutableBuffer(payload)
+        } else {
+            handOff(context: context, promise: nil)
+            handedOff &+= length
+            context.write(wrapOutboundOut(payload), promise: nil)
+        }
+        needsFlush = true
+        if !inRead { flushIfNeeded(context: context) }
+    }
+
+    /// Passes the output buffer's bytes to the channel (without a flush).
+    private func handOff(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        guard let o = out, o.readableBytes > 0 else {
+            promise?.succeed(())
+            return
+        }
+        handedOff &+= o.readableBytes
+        context.write(wrapOutboundOut(o), promise: promise)
+        out!.moveReaderIndex(to: out!.writerIndex)
+    }
+
+    private func flushIfNeeded(context: ChannelHandlerContext) {
+        guard needsFlush else { return }
+        needsFlush = false
+        handOff(context: context, promise: nil)
+        context.flush()
+        afterFlush(context: context)
+    }
+
+    private func pendingBytes(context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
+    /// Bytes sent but not yet taken by the socket.
+    func bufferedAmount(context: ChannelHandlerContext) -> Int {
+        (out?.readableBytes ?? 0) + pendingBytes(context: context)
+    }
+
+    /// writeWait: one timer, armed when a flush leaves bytes the socket has not taken; when it
+    /// fires, bytes still pending and none taken since it was armed fail the connection.
+    private func afterFlush(context: ChannelHandlerContext) {
+        guard writeWait > .zero, writeTimer == nil else { return }
+        let pending = pendingBytes(context: context)
+        guard pending > 0 else { return }
+        writtenWhenArmed = handedOff &- pending
+        armWriteTimer(context: context)
+    }
+
+    private func armWriteTimer(context: ChannelHandlerContext) {
+        writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: writeWait) { [self] in
+            writeTimer = nil
+            let pending = pendingBytes(context: context)
+            guard pending > 0 else { return }
+            let written = handedOff &- pending
+            if written != writtenWhenArmed {
+                writtenWhenArmed = written // progress: wait another writeWait
+                armWriteTimer(context: context)
+            } else {
+                configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
+                execute(machine.writeTimedOut(), context: context)
+            }
+        }
+    }
+
+    // MARK: The callback API and other threads
+
+    var canSend: Bool { machine.canSend }
+
+    func sendFromApplication(_ message: WebSocketMessage, compress: Bool, context: ChannelHandlerContext) -> WebSocketSendResult {
+        guard machine.canSend else { return .closed }
+        if bufferedAmount(context: context) > configuration.maxBufferedAmount {
+            switch configuration.backpressurePolicy {
+            case .drop:
+                overLimit = true
+                return .dropped
+            case .close:
+                let error = WebSocketError(code: .policyViolation, reason: "peer does not read: more than maxBufferedAmount unsent")
+                configuration.log(.warning, "closing connection: \(error)")
+                execute(machine.fail(error), context: context)
+                return .closed
+            }
+        }
+        let result = frameMessage(context: context, message, compress: compress)
+        if result == .sent, bufferedAmount(context: context) > configuration.maxBufferedAmount {
+            overLimit = true
+            return .backpressure
+        }
+        return result
+    }
+
+    func pingFromApplication(_ payload: ByteBuffer, context: ChannelHandlerContext) -> WebSocketSendResult {
+        guard machine.canSend else { return .closed }
+        guard payload.readableBytes <= 125 else { return .tooBig }
+        appendFrame(context: context, opcode: Engine.opPing, payload: payload)
+        return .sent
+    }
+
+    func closeFromApplication(_ code: CloseCode, reason: String, context: ChannelHandlerContext) {
+        let action = machine.sendClose(code: code, reason: reason)
+        if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)") }
+        execute(action, context: context)
+    }
+
+    func sender(context: ChannelHandlerContext) -> WebSocketSender {
+        let queue = self.queue ?? {
+            let q = OutboundQueue(capacity: queueCapacity)
+            if !context.channel.isWritable { _ = q.setPaused(true) }
+            if machine.state == .closed { q.close() }
+            self.queue = q
+            return q
+        }()
+        return WebSocketSender(queue: queue, loop: NIOLoopBound(self, eventLoop: context.eventLoop),
+                               context: NIOLoopBound(context, eventLoop: context.eventLoop),
+                               maxMessageSize: configuration.maxMessageSize)
+    }
+
+    /// Takes what other threads queued, frames it, and flushes once.
+    func drainQueue(context: ChannelHandlerContext) {
+        guard let queue else { return }
+        let wasInRead = inRead
+        inRead = true // one flush for the whole batch
+        for (frame, compress) in queue.take() {
+            switch frame {
+            case .text(let b): _ = frameMessage(context: context, .text(b), compress: compress)
+            case .binary(let b): _ = frameMessage(context: context, .binary(b), compress: compress)
+            case .uncompressed(let m): _ = frameMessage(context: context, m, compress: false)
+            case .ping(let b): _ = pingFromApplication(b, context: context)
+            case .close(let code, let reason): closeFromApplication(code, reason: reason, context: context)
+            }
+        }
+        inRead = wasInRead
+        if !inRead { flushIfNeeded(context: context) }
+    }
+
+    // MARK: Pipeline outbound
+
+    /// Frames and queues a message, a ping or our close frame (flushed on `flush`).
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let wasInRead = inRead
+        inRead = true // pipeline writes wait for the pipeline's flush
+        defer { inRead = wasInRead }
+        let result: WebSocketSendResult
+        switch unwrapOutboundIn(data) {
+        case .text(let payload): result = frameMessage(context: context, .text(payload), compress: true)
+        case .binary(let payload): result = frameMessage(context: context, .binary(payload), compress: true)
+        case .uncompressed(let message): result = frameMessage(context: context, message, compress: false)
+        case .ping(let payload):
+            guard payload.readableBytes <= 125 else {
+                promise?.fail(WebSocketError(code: .protocolError, reason: "ping payload longer than 125 bytes"))
+                return
+            }
+            result = pingFromApplication(payload, context: context)
+        case .close(let code, let reason):
+            let action = machine.sendClose(code: code, reason: reason)
+            if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)") }
+            execute(action, context: context, promise: promise)
+            return
+        }
+        switch result {
+        case .sent, .backpressure:
+            // The promise completes when the output buffer holding the frame is written.
+            if let promise { handOff(context: context, promise: promise) }
+        case .closed, .dropped: promise?.fail(WebSocketError.closed)
+        case .tooBig: promise?.fail(WebSocketError.outgoingMessageTooBig)
+        }
+    }
+
+    /// Flushes the output.
+    public func flush(context: ChannelHandlerContext) {
+        needsFlush = true
+        flushIfNeeded(context: context)
     }
 
     // MARK: Timers
-
-    private func startTimers(context: ChannelHandlerContext) {
-        guard pingTimer == nil, machine.state == .open else { return }
-        let deadline = machine.start(now: context.eventLoop.now)
-        schedulePing(context: context, in: machine.timers.pingPeriod)
-        scheduleLiveness(context: context, at: deadline)
-    }
 
     private func cancelTimers() {
         pingTimer?.cancel()
@@ -318,56 +636,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func schedulePing(context: ChannelHandlerContext, in delay: TimeAmount) {
-        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-            guard case .sendPing(let next) = self.machine.pingDue() else { return }
-            self.writeFrame(context: context, opcode: Engine.opPing, payload: ByteBuffer(), promise: nil)
-            context.flush()
-            self.schedulePing(context: context, in: next)
+        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            guard case .sendPing(let next) = machine.pingDue() else { return }
+            appendFrame(context: context, opcode: Engine.opPing, payload: ByteBuffer())
+            schedulePing(context: context, in: next)
         }
     }
 
     private func scheduleLiveness(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        livenessTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            switch self.machine.livenessDue(now: context.eventLoop.now) {
+        livenessTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            switch machine.livenessDue(now: context.eventLoop.now) {
             case .checkLivenessAt(let next):
-                self.scheduleLiveness(context: context, at: next)
+                scheduleLiveness(context: context, at: next)
             case let action:
-                if action != .none { self.configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)") }
-                self.run(action, context: context)
-            }
-        }
-    }
-
-    /// With `writeWait` set, wraps the write's promise so a write still pending after `writeWait`
-    /// fails the connection. Writes complete in order, so one timer on the oldest suffices.
-    private func trackWrite(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> EventLoopPromise<Void>? {
-        guard writeWait > .zero else { return nil }
-        let tracked = context.eventLoop.makePromise(of: Void.self)
-        writeDeadlines.append(context.eventLoop.now + writeWait)
-        tracked.futureResult.assumeIsolated().whenComplete { result in
-            self.writeHead += 1
-            if self.writeHead == self.writeDeadlines.count {
-                self.writeDeadlines.removeAll(keepingCapacity: true)
-                self.writeHead = 0
-                self.writeTimer?.cancel()
-                self.writeTimer = nil
-            }
-            promise?.completeWith(result)
-        }
-        if writeTimer == nil { scheduleWriteCheck(context: context) }
-        return tracked
-    }
-
-    private func scheduleWriteCheck(context: ChannelHandlerContext) {
-        guard writeHead < writeDeadlines.count else { return }
-        writeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: writeDeadlines[writeHead]) {
-            self.writeTimer = nil
-            guard self.writeHead < self.writeDeadlines.count else { return }
-            if context.eventLoop.now >= self.writeDeadlines[self.writeHead] {
-                self.configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
-                self.run(self.machine.writeTimedOut(), context: context)
-            } else {
-                self.scheduleWriteCheck(context: context)
+                if action != .none { configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)") }
+                execute(action, context: context)
             }
         }
     }

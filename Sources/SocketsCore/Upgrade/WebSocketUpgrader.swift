@@ -12,6 +12,8 @@ public struct WebSocketRoute: Sendable {
     public let handshake: HandshakePolicy
     /// The compiled origin check; nil when any origin is allowed.
     let origin: OriginMatcher?
+    /// The event-loop callback API of the route's connections, if it uses it.
+    public let behavior: WebSocketBehavior?
     /// Called on the channel's event loop once the 101 response is written and the
     /// ``WebSocketHandler`` is in the pipeline: add your own handler after it, or wrap the channel.
     public let onUpgrade: @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void
@@ -32,19 +34,38 @@ public struct WebSocketRoute: Sendable {
         self.origin = try handshake.compileOrigin()
         self.configuration = configuration
         self.handshake = handshake
+        self.behavior = nil
         self.onUpgrade = onUpgrade
+    }
+
+    /// Creates a route whose connections use the event-loop callback API.
+    ///
+    /// - Parameters:
+    ///   - configuration: validated here.
+    ///   - handshake: validated and compiled here.
+    ///   - behavior: what to do on open, for each message, on drain and on close.
+    /// - Throws: ``OptionsError`` naming the wrong option.
+    public init(configuration: WebSocketConfiguration = WebSocketConfiguration(), handshake: HandshakePolicy = HandshakePolicy(),
+                behavior: WebSocketBehavior) throws(OptionsError) {
+        try configuration.validate()
+        self.origin = try handshake.compileOrigin()
+        self.configuration = configuration
+        self.handshake = handshake
+        self.behavior = behavior
+        self.onUpgrade = { _, _, _ in }
     }
 
     /// The same route with another `onUpgrade` (no second validation or compilation).
     package func with(onUpgrade: @escaping @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void) -> WebSocketRoute {
-        WebSocketRoute(configuration: configuration, handshake: handshake, origin: origin, onUpgrade: onUpgrade)
+        WebSocketRoute(configuration: configuration, handshake: handshake, origin: origin, behavior: behavior, onUpgrade: onUpgrade)
     }
 
-    private init(configuration: WebSocketConfiguration, handshake: HandshakePolicy, origin: OriginMatcher?,
+    private init(configuration: WebSocketConfiguration, handshake: HandshakePolicy, origin: OriginMatcher?, behavior: WebSocketBehavior?,
                  onUpgrade: @escaping @Sendable (_ channel: any Channel, _ request: HTTPRequestHead, _ acceptance: HandshakeAcceptance) throws -> Void) {
         self.configuration = configuration
         self.handshake = handshake
         self.origin = origin
+        self.behavior = behavior
         self.onUpgrade = onUpgrade
     }
 }
@@ -117,7 +138,7 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             return context.eventLoop.makeFailedFuture(NoRoute())
         }
         do {
-            let handler = try WebSocketHandler(configuration: route.configuration, compression: acceptance.compression)
+            let handler = try WebSocketHandler(configuration: route.configuration, compression: acceptance.compression, behavior: route.behavior)
             try context.pipeline.syncOperations.addHandler(handler)
             try route.onUpgrade(channel, upgradeRequest, acceptance)
             route.configuration.log(.info, "websocket connected: \(upgradeRequest.uri)", metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])

@@ -1,0 +1,114 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What sits on top of a ``WebSocketHandler`` instead of the rest of the pipeline: the callback
+/// API's behaviour, or the channel layer's socket. Called on the connection's event loop,
+/// synchronously, in the order things happened.
+package protocol WebSocketApplication: AnyObject {
+    /// The connection is open (called once, when the handler starts).
+    func open(_ connection: WebSocketConnection)
+    /// A message, as a view of the unmasked payload (a slice of the read buffer when it arrived in
+    /// one frame): valid during the call; keep the `ByteBuffer` (no copy) to use it later.
+    func message(_ connection: WebSocketConnection, _ message: WebSocketMessage)
+    /// The connection failed (a protocol error, a timeout) or the peer closed it: called before
+    /// the close frame is sent, in order after the messages that came before.
+    func ending(_ connection: WebSocketConnection, _ report: WebSocketInbound)
+    /// The output has drained below the limit after backpressure.
+    func drain(_ connection: WebSocketConnection)
+    /// Whether the close the handler is about to send (the answer to the peer's close, or a
+    /// failure's) must wait: the application still holds messages received before it whose
+    /// replies are not yet queued. The handler then waits for ``WebSocketHandler/applicationCaughtUp()``
+    /// (bounded by closeTimeout).
+    var holdsUnansweredMessages: Bool { get }
+    /// The connection has ended (called once).
+    func closed(_ connection: WebSocketConnection, _ result: CloseResult)
+}
+
+/// Frames sent from other threads, waiting for one hop to the event loop: sends are coalesced
+/// (one `execute` and one flush per batch, not per message), and, with a capacity, counted so
+/// that senders can wait for room (the channel layer's `sendChannelBuffer`).
+package final class OutboundQueue: Sendable {
+    private struct State {
+        var frames: [(WebSocketOutbound, compress: Bool)] = []
+        var hopScheduled = false
+        var closed = false
+        /// The event loop stopped taking frames (the socket is not writable).
+        var paused = false
+        var waiters: [CheckedContinuation<Bool, Never>] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+    /// Frames that may wait before `waitForRoom` suspends.
+    package let capacity: Int
+
+    package init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    /// Appends a frame. Returns whether the caller must schedule the hop to the event loop, or nil
+    /// when the connection is closed.
+    package func append(_ frame: WebSocketOutbound, compress: Bool = true) -> Bool? {
+        state.withLockedValue { s in
+            if s.closed { return nil }
+            s.frames.append((frame, compress))
+            if s.hopScheduled || s.paused { return false }
+            s.hopScheduled = true
+            return true
+        }
+    }
+
+    /// Suspends while `capacity` frames wait; false when the connection closed meanwhile.
+    package func waitForRoom() async -> Bool {
+        let now: Bool? = state.withLockedValue { s in
+            if s.closed { return false }
+            return s.frames.count < capacity ? true : nil
+        }
+        if let now { return now }
+        return await withCheckedContinuation { c in
+            let resume: Bool? = state.withLockedValue { s in
+                if s.closed { return false }
+                if s.frames.count < capacity { return true }
+                s.waiters.append(c)
+                return nil
+            }
+            if let resume { c.resume(returning: resume) }
+        }
+    }
+
+    /// On the event loop: takes what waits (all of it, or nothing while paused).
+    package func take() -> [(WebSocketOutbound, compress: Bool)] {
+        let (frames, waiters) = state.withLockedValue { s -> ([(WebSocketOutbound, compress: Bool)], [CheckedContinuation<Bool, Never>]) in
+            s.hopScheduled = false
+            if s.paused { return ([], []) }
+            let f = s.frames
+            s.frames.removeAll(keepingCapacity: true)
+            let w = s.waiters
+            s.waiters.removeAll()
+            return (f, w)
+        }
+        for w in waiters { w.resume(returning: true) }
+        return frames
+    }
+
+    /// On the event loop: stop or resume taking frames (the socket's writability). Resuming
+    /// returns whether frames wait (the caller drains them).
+    package func setPaused(_ paused: Bool) -> Bool {
+        state.withLockedValue { s in
+            s.paused = paused
+            return !paused && !s.frames.isEmpty
+        }
+    }
+
+    /// Ends the queue: later appends fail, waiting senders resume with false, frames are dropped.
+    package func close() {
+        let waiters = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
+            s.closed = true
+            s.frames.removeAll()
+            let w = s.waiters
+            s.waiters.removeAll()
+            return w
+        }
+        for w in waiters { w.resume(returning: false) }
+    }
+
+    /// Whether the queue is closed.
+    package var isClosed: Bool { state.withLockedValue { $0.closed } }
+}
