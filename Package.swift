@@ -9,6 +9,8 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "Sockets",
+    // Duration, Regex and the concurrency runtime the API uses need macOS 13 / iOS 16.
+    platforms: [.macOS(.v13), .iOS(.v16), .tvOS(.v16), .watchOS(.v9)],
     products: [
         .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "SocketsCore", targets: ["SocketsCore"]),

@@ -21,6 +21,15 @@ if ((${#need[@]})); then
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-if ! python3 -c 'import websockets, selenium' >/dev/null 2>&1; then
-    python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13' 'selenium>=4.10'
+# Python packages go into a virtual environment in .venv (git-ignored): a stock Debian or Ubuntu
+# Python refuses a bare `pip install` (externally-managed-environment). scripts/test.sh puts
+# .venv/bin first on PATH, so the tests' `python3` is this one.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if ! "$root/.venv/bin/python3" -c 'import websockets, selenium' >/dev/null 2>&1; then
+    if ! python3 -m venv "$root/.venv" >/dev/null 2>&1; then
+        [ "$(id -u)" -eq 0 ] || { echo "python3 -m venv failed: install python3-venv" >&2; exit 1; }
+        apt-get update -q && apt-get install -y -q --no-install-recommends python3-venv
+        python3 -m venv "$root/.venv"
+    fi
+    "$root/.venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'websockets>=13' 'selenium>=4.10'
 fi

@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The Python clients of the interop tests run from the virtual environment deps.sh made.
+export PATH="$PWD/.venv/bin:$PATH"
 
 swift build --build-tests
 # Suites run one at a time: several measure timing and socket buffers, and this runs on 2 cores.
