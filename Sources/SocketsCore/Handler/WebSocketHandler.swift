@@ -80,6 +80,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var closeTimer: Scheduled<Void>?
     private var writeTimer: Scheduled<Void>?
     private var writtenWhenArmed = 0
+    /// The channel's high write watermark: while the channel is writable, at most this many bytes
+    /// wait in it, so `bufferedAmount` needs no query on the common path.
+    private var highWatermark = 64 * 1024
     private var steps: [(Engine.Step, Int)] = []
     private let writeWait: TimeAmount
 
@@ -141,6 +144,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let mark = try? context.channel.syncOptions?.getOption(.writeBufferWaterMark) { highWatermark = mark.high }
         closedResultPromise = context.eventLoop.makePromise(of: CloseResult.self)
         if context.channel.isActive { start(context: context) }
     }
@@ -277,7 +281,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         if let queue, queue.setPaused(!writable) { drainQueue(context: context) }
         if writable {
             resumeReadingIfHeld(context: context)
-            if overLimit, bufferedAmount(context: context) <= configuration.maxBufferedAmount {
+            if overLimit, !buffered(moreThan: configuration.maxBufferedAmount, context: context) {
                 overLimit = false
                 if let application { application.drain(WebSocketConnection(handler: self, context: context)) }
             }
@@ -487,13 +491,20 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         (out?.readableBytes ?? 0) + pendingBytes(context: context)
     }
 
-    /// writeWait: one timer, armed when a flush leaves bytes the socket has not taken; when it
-    /// fires, bytes still pending and none taken since it was armed fail the connection.
+    /// Whether more than `limit` bytes wait unsent. Asks the channel only when it could be so:
+    /// while the channel is writable it holds at most its high watermark.
+    private func buffered(moreThan limit: Int, context: ChannelHandlerContext) -> Bool {
+        let corked = out?.readableBytes ?? 0
+        if context.channel.isWritable && corked + highWatermark <= limit { return false }
+        return corked + pendingBytes(context: context) > limit
+    }
+
+    /// writeWait: one timer, armed by the first flush after it last fired (so a busy connection
+    /// arms it once per writeWait, not per write); when it fires, bytes still pending and none
+    /// taken by the socket since it was armed fail the connection.
     private func afterFlush(context: ChannelHandlerContext) {
         guard writeWait > .zero, writeTimer == nil else { return }
-        let pending = pendingBytes(context: context)
-        guard pending > 0 else { return }
-        writtenWhenArmed = handedOff &- pending
+        writtenWhenArmed = handedOff &- pendingBytes(context: context)
         armWriteTimer(context: context)
     }
 
@@ -519,7 +530,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func sendFromApplication(_ message: WebSocketMessage, compress: Bool, context: ChannelHandlerContext) -> WebSocketSendResult {
         guard machine.canSend else { return .closed }
-        if bufferedAmount(context: context) > configuration.maxBufferedAmount {
+        if buffered(moreThan: configuration.maxBufferedAmount, context: context) {
             switch configuration.backpressurePolicy {
             case .drop:
                 overLimit = true
@@ -532,7 +543,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
         }
         let result = frameMessage(context: context, message, compress: compress)
-        if result == .sent, bufferedAmount(context: context) > configuration.maxBufferedAmount {
+        if result == .sent, buffered(moreThan: configuration.maxBufferedAmount, context: context) {
             overLimit = true
             return .backpressure
         }
