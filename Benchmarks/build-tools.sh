@@ -16,6 +16,4 @@ set -- "$root"/Sources/CWebSocket/*.c
 if [ -d "$root/Sources/CWebSocket/kernels" ]; then set -- "$@" "$root"/Sources/CWebSocket/kernels/*.c; fi
 "$cc" -O2 -std=c11 -I"$root/include" -I"$root/Sources/CWebSocket" "$@" "$here/loadgen.c" \
     -o "$here/bin/loadgen" -lz
-if [ -f "$here/malloccount.c" ]; then
-    "$cc" -O2 -std=c11 -shared -fPIC "$here/malloccount.c" -o "$here/bin/malloccount.so"
-fi
+"$cc" -O2 -std=c11 -shared -fPIC "$here/malloccount.c" -o "$here/bin/malloccount.so"
