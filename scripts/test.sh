@@ -5,7 +5,10 @@
 #   2. the C side (scripts/test-c.sh): standalone build, exported-symbol check, C tests plain and
 #      under ASan/UBSan/LSan, the example through pkg-config, each fuzz target for FUZZ_SECONDS
 #      (default 60) after replaying its regressions;
-#   3. the Swift suites again under AddressSanitizer (SKIP_ASAN=1 skips this slow step). Leak
+#   3. allocations per echoed message of sockets-echo (release build), against the ceilings in
+#      Benchmarks/alloc-thresholds.txt (Benchmarks/alloc-check.sh, counted with an LD_PRELOAD
+#      malloc counter; about 10 s once sockets-echo is built);
+#   4. the Swift suites again under AddressSanitizer (SKIP_ASAN=1 skips this slow step). Leak
 #      detection is off there: Foundation's Process (used to start the Python client) leaks by
 #      itself; the engine's leaks are checked by LeakSanitizer in step 2 and by the fuzzers.
 # Installs what is missing first (scripts/deps.sh).
@@ -20,6 +23,9 @@ swift build --build-tests
 swift test --skip-build --no-parallel
 
 scripts/test-c.sh
+
+# Counts are deterministic, unlike times, so CI gates on them (as SwiftNIO's allocation tests do).
+Benchmarks/alloc-check.sh
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
     ASAN_OPTIONS=detect_leaks=0 swift test --no-parallel --sanitize=address --scratch-path .build-asan
