@@ -35,7 +35,7 @@ bin_dir="$here/bin"
 # shellcheck source=Benchmarks/common-echo.sh
 . "$here/common-echo.sh"
 
-command_line="Benchmarks/run-echo.sh $*"
+command_line="Benchmarks/run-echo.sh${*:+ $*}"
 if [ "${1:-}" = --quick ]; then
     : "${ROUNDS:=1}" "${WARMUP:=0.5}" "${MEASURE:=1.5}" "${IDLE_CONNS:=1000}"
     shift
