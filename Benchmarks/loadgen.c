@@ -21,12 +21,14 @@
  * Output: human-readable lines on stderr, and one line on stdout for scripts:
  *   RESULT mode=echo conns=.. depth=.. size=.. type=text|binary deflate=0|1 seconds=.. msgs=..
  *          msg_per_s=.. mb_per_s=.. p50_us=.. p99_us=.. errors=.. mismatches=.. open_failures=..
+ *          total_msgs=..
  *   RESULT mode=idle conns=.. open=.. handshake_seconds=.. handshakes_per_s=.. errors=..
- * msgs counts echoes received in the measured window; mb_per_s is echoed payload bytes per second
- * in one direction, in 10^6 bytes. Latency is from queueing a message to reading its echo
- * (log-linear histogram, < 1.6% bucket error). errors counts everything that went wrong (refused
- * or failed connections and handshakes, protocol errors, unexpected closes, mismatches); the exit
- * status is 1 when it is not 0.
+ * msgs counts echoes received in the measured window; total_msgs every echo of the run, warm-up
+ * included (a server's CPU time over the whole run divided by it is a cost per message);
+ * mb_per_s is echoed payload bytes per second in one direction, in 10^6 bytes. Latency is from
+ * queueing a message to reading its echo (log-linear histogram, < 1.6% bucket error). errors
+ * counts everything that went wrong (refused or failed connections and handshakes, protocol
+ * errors, unexpected closes, mismatches); the exit status is 1 when it is not 0.
  *
  * Bounded: every run ends by itself (the echo run after warm-up + measured time + a 5 s close
  * grace; --timeout seconds overall, default 60 plus those times).
@@ -841,6 +843,8 @@ int main(int argc, char **argv) {
         uint64_t stop = t_stop ? t_stop : t_done;
         secs = stop > t_measure && t_measure ? (double)(stop - t_measure) / 1e9 : 0;
     }
+    uint64_t total_msgs = 0; /* every echo, warm-up and close included: for costs per message */
+    for (int i = 0; i < opt.conns; i++) total_msgs += conns[i].received;
     double rate = secs > 0 ? (double)measured_msgs / secs : 0;
     double mbps = rate * (double)opt.size / 1e6;
     double p50 = hist_quantile_us(0.50), p99 = hist_quantile_us(0.99);
@@ -852,9 +856,9 @@ int main(int argc, char **argv) {
                 err.open_failures, err.protocol, err.unexpected, err.mismatches);
     printf("RESULT mode=echo conns=%d depth=%d size=%zu type=%s deflate=%d seconds=%.3f msgs=%llu "
            "msg_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f errors=%lld mismatches=%lld "
-           "open_failures=%lld\n",
+           "open_failures=%lld total_msgs=%llu\n",
            opt.conns, opt.depth, opt.size, opt.binary ? "binary" : "text", opt.deflate ? 1 : 0, secs,
            (unsigned long long)measured_msgs, rate, mbps, p50, p99, errors_total(), err.mismatches,
-           err.open_failures);
+           err.open_failures, (unsigned long long)total_msgs);
     return errors_total() || measured_msgs == 0 ? 1 : 0;
 }
