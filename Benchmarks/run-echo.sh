@@ -19,6 +19,10 @@
 # the median over the rounds and the range (min-max), and the ratio to the baseline server
 # (BASELINE, default nio-echo): the median of the per-round ratios and their range. For W4 a ratio
 # above 1 means more memory per connection than the baseline; for W1-W3, faster.
+# On a shared machine the wall-clock rates depend on how much of CPU 0 the server got, so the table
+# also gives what the server did per CPU-second of its own (user + system time of all its threads
+# from /proc/PID/stat, over the whole loadgen run, against every echo of that run) and the share of
+# CPU 0 it had: that ratio is the steadier one when other jobs compete for the cores.
 # loadgen checks every echo byte for byte; a run with errors is marked "!" in the table.
 #
 # Settings (environment): ROUNDS (3), WARMUP (2), MEASURE (8) seconds, CONNS (100),
@@ -95,7 +99,7 @@ commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo none)
     echo "# $(swift --version 2>/dev/null | head -n 1)"
     for i in "${!server_names[@]}"; do echo "# server ${server_names[$i]}: ${server_cmds[$i]}"; done
 } | tee "$OUT/header.txt"
-printf 'round\tworkload\tserver\tvalue\tp50_us\tp99_us\terrors\n' >"$OUT/raw.tsv"
+printf 'round\tworkload\tserver\tvalue\tp50_us\tp99_us\terrors\tcpu_s\twall_s\tper_cpu_s\n' >"$OUT/raw.tsv"
 
 server_pid=""
 start_server() { # $1 = index into server_names; sets server_pid and port
@@ -106,6 +110,10 @@ start_server() { # $1 = index into server_names; sets server_pid and port
     started_pids+=("$server_pid")
     wait_port "$port"
 }
+
+# CPU time (user + system, all threads) process $1 has used so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+clk_tck=$(getconf CLK_TCK)
 
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
@@ -145,23 +153,36 @@ for ((r = 1; r <= ROUNDS; r++)); do
             case $w in
             W4)
                 idle_run
-                p50=- p99=-
+                p50=- p99=- cpu_s=- wall_s=- per_cpu=-
                 ;;
             W1 | W2 | W3)
                 args_var="${w}_ARGS"
+                c0=$(cpu_ticks "$server_pid")
+                t0=$(date +%s.%N)
                 # shellcheck disable=SC2086 # the arguments are words on purpose
                 line=$("${pin_client[@]}" "$bin_dir/loadgen" --port "$port" ${!args_var} \
                     --warmup "$WARMUP" --seconds "$MEASURE" 2>>"$OUT/loadgen.log" | grep '^RESULT' || true)
+                t1=$(date +%s.%N)
+                c1=$(cpu_ticks "$server_pid")
                 if [ "$w" = W3 ]; then value=$(result_field "$line" mb_per_s); else value=$(result_field "$line" msg_per_s); fi
                 p50=$(result_field "$line" p50_us)
                 p99=$(result_field "$line" p99_us)
                 errors=$(result_field "$line" errors)
-                [ -n "$value" ] || { value=nan errors=1 p50=- p99=-; }
+                total=$(result_field "$line" total_msgs)
+                size=$(result_field "$line" size)
+                [ -n "$value" ] || { value=nan errors=1 p50=- p99=- total=0 size=0; }
+                # Server CPU seconds over the whole loadgen run, and what they bought: every echo
+                # (warm-up included) per CPU-second; for W3 in MB (10^6 bytes) per CPU-second.
+                cpu_s=$(awk -v a="$c0" -v b="$c1" -v t="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / t }')
+                wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+                per_cpu=$(awk -v n="$total" -v s="$size" -v c="$cpu_s" -v w="$w" \
+                    'BEGIN { if (c <= 0) print "nan"; else if (w == "W3") printf "%.1f", n * s / 1e6 / c; else printf "%.0f", n / c }')
                 ;;
             *) echo "unknown workload $w" >&2; exit 2 ;;
             esac
             stop_pid "$server_pid"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$name" "$value" "$p50" "$p99" "$errors" | tee -a "$OUT/raw.tsv" >&2
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$name" "$value" "$p50" "$p99" \
+                "$errors" "$cpu_s" "$wall_s" "$per_cpu" | tee -a "$OUT/raw.tsv" >&2
         done
     done
 done
@@ -171,42 +192,60 @@ import csv, statistics, sys
 out, baseline = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(f"{out}/raw.tsv"), delimiter="\t"))
 units = {"W1": "msg/s", "W2": "msg/s", "W3": "MB/s", "W4": "B/conn"}
+cpu_units = {"W1": "msg", "W2": "msg", "W3": "MB"}
 names = {"W1": "W1 32 B x1", "W2": "W2 32 B x16", "W3": "W3 1 MiB x1", "W4": "W4 idle"}
 servers = list(dict.fromkeys(r["server"] for r in rows))
 workloads = list(dict.fromkeys(r["workload"] for r in rows))
+nan = float("nan")
 def num(v):
     try: return float(v)
-    except ValueError: return float("nan")
+    except (TypeError, ValueError): return nan
 def fmt(v, w):
     if v != v: return "n/a"
-    return f"{v:,.0f}" if w != "W3" else f"{v:,.1f}"
+    return f"{v:,.1f}" if w == "W3" else f"{v:,.0f}"
+def ratios(w, s, key):
+    """Per-round ratios of server s to the baseline in the same round."""
+    base = {r["round"]: num(r[key]) for r in rows if r["workload"] == w and r["server"] == baseline}
+    res = []
+    for r in rows:
+        if r["workload"] == w and r["server"] == s:
+            b, v = base.get(r["round"], nan), num(r[key])
+            if b == b and v == v and b != 0: res.append(v / b)
+    return res
+def rtxt(s, rs):
+    if s == baseline: return "1"
+    return f"{statistics.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})" if rs else "n/a"
+def med(xs): return statistics.median(xs) if xs else nan
 table = []
 print()
-print("| workload | server | median | range | p99 latency (median) | ratio to " + baseline + " (median, range) |")
-print("|---|---|---|---|---|---|")
+print(f"| workload | server | median | range | ratio to {baseline} (median, range) | per server CPU-second (median) | ratio | server CPU share | p99 latency |")
+print("|---|---|---|---|---|---|---|---|---|")
 for w in workloads:
-    base = {r["round"]: num(r["value"]) for r in rows if r["workload"] == w and r["server"] == baseline}
     for s in servers:
         rs = [r for r in rows if r["workload"] == w and r["server"] == s]
-        vals = [num(r["value"]) for r in rs]
-        good = [v for v in vals if v == v]
+        good = [v for v in (num(r["value"]) for r in rs) if v == v]
         if not good: continue
-        med = statistics.median(good)
-        ratios = [num(r["value"]) / base[r["round"]] for r in rs if base.get(r["round"]) and base[r["round"]] == base[r["round"]]]
-        ratios = [x for x in ratios if x == x]
-        rmed = statistics.median(ratios) if ratios else float("nan")
-        p99s = [num(r["p99_us"]) for r in rs if r["p99_us"] not in ("-", "")]
-        p99 = f"{statistics.median(p99s):,.0f} us" if p99s else "-"
+        rv, rc = ratios(w, s, "value"), ratios(w, s, "per_cpu_s")
+        pc = [v for v in (num(r["per_cpu_s"]) for r in rs) if v == v]
+        share = [num(r["cpu_s"]) / num(r["wall_s"]) for r in rs if num(r["wall_s"]) > 0]
+        p99 = [v for v in (num(r["p99_us"]) for r in rs) if v == v]
         errs = sum(int(r["errors"] or 0) for r in rs)
-        mark = " !" if errs else ""
-        rng = f"{fmt(min(good), w)}-{fmt(max(good), w)}"
-        rtxt = "1" if s == baseline else (f"{rmed:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "n/a")
-        print(f"| {names.get(w, w)} | {s}{mark} | {fmt(med, w)} {units.get(w, '')} | {rng} | {p99} | {rtxt} |")
-        table.append((w, s, med, min(good), max(good), rmed, min(ratios) if ratios else float("nan"), max(ratios) if ratios else float("nan"), errs))
+        print(f"| {names.get(w, w)} | {s}{' !' if errs else ''} | {fmt(med(good), w)} {units.get(w, '')} "
+              f"| {fmt(min(good), w)}-{fmt(max(good), w)} | {rtxt(s, rv)} "
+              f"| {fmt(med(pc), w) + ' ' + cpu_units[w] if pc else '-'} "
+              f"| {rtxt(s, rc) if pc else '-'} "
+              f"| {f'{med(share):.0%}' if share else '-'} "
+              f"| {f'{med(p99) / 1000:,.1f} ms' if p99 else '-'} |")
+        table.append((w, s, med(good), min(good), max(good),
+                      med(rv), min(rv, default=nan), max(rv, default=nan), med(pc),
+                      med(rc), min(rc, default=nan), max(rc, default=nan), errs))
 with open(f"{out}/table.tsv", "w") as f:
-    f.write("workload\tserver\tmedian\tmin\tmax\tratio\tratio_min\tratio_max\terrors\n")
+    f.write("workload\tserver\tmedian\tmin\tmax\tratio\tratio_min\tratio_max\tper_cpu_s\tcpu_ratio\tcpu_ratio_min\tcpu_ratio_max\terrors\n")
     for t in table:
         f.write("\t".join(str(x) for x in t) + "\n")
 print()
-print(f"rounds per cell: {len(set(r['round'] for r in rows))}; errors marked '!'; raw results: {out}/raw.tsv")
+print(f"Rounds per cell: {len(set(r['round'] for r in rows))}. Ratios: median (and range) of the per-round ratios. "
+      f"Per server CPU-second: echoes of the whole loadgen run (warm-up included) / the server's user+system "
+      f"CPU time over it. Server CPU share: that CPU time / the run's wall time (100% = all of CPU 0). "
+      f"Errors marked '!'. Raw results: {out}/raw.tsv")
 EOF
