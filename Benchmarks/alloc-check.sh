@@ -40,7 +40,7 @@ fi
 "$here/build-tools.sh"
 
 if [ -z "${SERVERS:-}" ]; then
-    SERVERS="sockets-echo=$sockets_echo_bin${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS}"
+    SERVERS="callback=$sockets_echo_bin --api callback${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};channels=$sockets_echo_bin --api channels${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS}"
     if [ -x "$nio_echo_bin" ]; then SERVERS="$SERVERS;nio-echo=$nio_echo_bin"; fi
 fi
 parse_servers "$SERVERS"

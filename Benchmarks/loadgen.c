@@ -36,6 +36,7 @@
 #define _GNU_SOURCE
 
 #include "cws.h"
+#include "cws_testing.h" /* cws_base64_encode for the client key */
 
 #include <arpa/inet.h>
 #include <errno.h>

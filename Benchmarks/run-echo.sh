@@ -76,7 +76,7 @@ fi
 "$here/build-tools.sh"
 
 if [ -z "${SERVERS:-}" ]; then
-    SERVERS="sockets-echo=$sockets_echo_bin${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};nio-echo=$nio_echo_bin"
+    SERVERS="callback=$sockets_echo_bin --api callback${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};channels=$sockets_echo_bin --api channels${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};nio-echo=$nio_echo_bin"
 fi
 parse_servers "$SERVERS"
 

@@ -2,6 +2,9 @@ import NIOConcurrencyHelpers
 
 /// The ordered inbox behind a socket's `receiver`, `errors`, `events` and `done`.
 ///
+/// Continuations are unsafe ones (no allocation per wait): each is stored once, under the lock,
+/// and resumed exactly once, by whoever removes it from the state.
+///
 /// The connection's event loop pushes what the connection produces, directly (no task between);
 /// any number of readers take from it, each
 /// through its own view: `receiver` takes the oldest message, `errors` the oldest error, `events`
@@ -23,7 +26,7 @@ final class Inbox<Message: Sendable>: Sendable {
     private struct Waiter {
         let id: UInt64
         let want: Want
-        let continuation: CheckedContinuation<Entry?, Never>
+        let continuation: UnsafeContinuation<Entry?, Never>
     }
 
     private struct State {
@@ -33,7 +36,7 @@ final class Inbox<Message: Sendable>: Sendable {
         var errorCount = 0
         var finished: CloseCode? = nil
         var waiters: [Waiter] = []
-        var doneWaiters: [(UInt64, CheckedContinuation<CloseCode, Never>)] = []
+        var doneWaiters: [(UInt64, UnsafeContinuation<CloseCode, Never>)] = []
         var nextID: UInt64 = 0
         var doneDelivered = false
         /// The producer stopped reading the socket because `capacity` messages wait.
@@ -103,7 +106,7 @@ final class Inbox<Message: Sendable>: Sendable {
 
     /// Ends the inbox with the connection's close code; waiting readers get what is left, then nil.
     func finish(_ code: CloseCode) {
-        let (waiters, doneWaiters) = state.withLockedValue { s -> ([Waiter], [(UInt64, CheckedContinuation<CloseCode, Never>)]) in
+        let (waiters, doneWaiters) = state.withLockedValue { s -> ([Waiter], [(UInt64, UnsafeContinuation<CloseCode, Never>)]) in
             guard s.finished == nil else { return ([], []) }
             s.finished = code
             // Readers still waiting now can only be waiting for entries that will never come.
@@ -162,7 +165,7 @@ final class Inbox<Message: Sendable>: Sendable {
             return s.nextID
         }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Entry?, Never>) in
+            await withUnsafeContinuation { (c: UnsafeContinuation<Entry?, Never>) in
                 var room = false
                 let immediate: Entry?? = state.withLockedValue { s in
                     if let e = Self.takeLocked(&s, want) {
@@ -253,7 +256,7 @@ final class Inbox<Message: Sendable>: Sendable {
             return s.nextID
         }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<CloseCode, Never>) in
+            await withUnsafeContinuation { (c: UnsafeContinuation<CloseCode, Never>) in
                 let now: CloseCode? = state.withLockedValue { s in
                     if let code = s.finished { return code }
                     if Task.isCancelled { return .abnormalClosure }
@@ -263,7 +266,7 @@ final class Inbox<Message: Sendable>: Sendable {
                 if let now { c.resume(returning: now) }
             }
         } onCancel: {
-            let c = state.withLockedValue { s -> CheckedContinuation<CloseCode, Never>? in
+            let c = state.withLockedValue { s -> UnsafeContinuation<CloseCode, Never>? in
                 guard let i = s.doneWaiters.firstIndex(where: { $0.0 == id }) else { return nil }
                 return s.doneWaiters.remove(at: i).1
             }

@@ -73,20 +73,23 @@ package final class OutboundQueue: Sendable {
         }
     }
 
-    /// On the event loop: takes what waits (all of it, or nothing while paused).
-    package func take() -> [(WebSocketOutbound, compress: Bool)] {
-        let (frames, waiters) = state.withLockedValue { s -> ([(WebSocketOutbound, compress: Bool)], [CheckedContinuation<Bool, Never>]) in
+    /// On the event loop: takes what waits (all of it, or nothing while paused) into `batch`,
+    /// which must be empty: the two arrays are swapped, so the queue keeps the caller's empty
+    /// array and its capacity, and taking a batch allocates nothing.
+    package func take(into batch: inout [(WebSocketOutbound, compress: Bool)]) {
+        let waiters = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
             s.hopScheduled = false
-            if s.paused { return ([], []) }
-            let f = s.frames
-            s.frames.removeAll(keepingCapacity: true)
+            if s.paused || s.frames.isEmpty { return [] }
+            swap(&batch, &s.frames)
+            if s.waiters.isEmpty { return [] }
             let w = s.waiters
             s.waiters.removeAll()
-            return (f, w)
+            return w
         }
         for w in waiters { w.resume(returning: true) }
-        return frames
     }
+
+
 
     /// On the event loop: stop or resume taking frames (the socket's writability). Resuming
     /// returns whether frames wait (the caller drains them).

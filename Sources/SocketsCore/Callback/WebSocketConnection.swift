@@ -90,6 +90,8 @@ public struct WebSocketSender: Sendable {
     let queue: OutboundQueue
     let loop: NIOLoopBound<WebSocketHandler>
     let context: NIOLoopBound<ChannelHandlerContext>
+    /// The event loop's side of a hop: made once per connection.
+    let drain: @Sendable () -> Void
     let maxMessageSize: Int
 
     /// Queues a message.
@@ -132,10 +134,7 @@ public struct WebSocketSender: Sendable {
     /// Queues a frame; false when the connection is closed.
     package func enqueue(_ frame: WebSocketOutbound, compress: Bool) -> Bool {
         guard let mustHop = queue.append(frame, compress: compress) else { return false }
-        if mustHop {
-            let loop = self.loop, context = self.context
-            loop.eventLoop.execute { loop.value.drainQueue(context: context.value) }
-        }
+        if mustHop { loop.eventLoop.execute(drain) }
         return true
     }
 }

@@ -59,6 +59,11 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     package var userData: AnyObject?
     private var queue: OutboundQueue?
     private var queueCapacity = 1024
+    private var batch: [(WebSocketOutbound, compress: Bool)] = []
+    private var draining = false
+    private var drainAgain = false
+    /// The hop that drains the queue, made once per connection (no closure per batch).
+    private var drainHop: (@Sendable () -> Void)?
 
     // Output.
     private var out: ByteBuffer?
@@ -80,9 +85,11 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var closeTimer: Scheduled<Void>?
     private var writeTimer: Scheduled<Void>?
     private var writtenWhenArmed = 0
-    /// The channel's high write watermark: while the channel is writable, at most this many bytes
-    /// wait in it, so `bufferedAmount` needs no query on the common path.
-    private var highWatermark = 64 * 1024
+    /// NIO's default high write watermark: while the channel is writable, about this many bytes
+    /// at most wait in it, so `bufferedAmount` needs no query on the common path. (Not read from
+    /// the channel: some channels, EmbeddedChannel among them, stop the process on an option
+    /// they do not know.)
+    private let highWatermark = 64 * 1024
     private var steps: [(Engine.Step, Int)] = []
     private let writeWait: TimeAmount
 
@@ -144,7 +151,6 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let mark = try? context.channel.syncOptions?.getOption(.writeBufferWaterMark) { highWatermark = mark.high }
         closedResultPromise = context.eventLoop.makePromise(of: CloseResult.self)
         if context.channel.isActive { start(context: context) }
     }
@@ -187,6 +193,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         closedResultPromise = nil
         let result = machine.result ?? CloseResult(code: .abnormalClosure, reason: "")
         queue?.close()
+        drainHop = nil // it holds the handler
         promise.succeed(result)
         if let application {
             self.application = nil
@@ -571,25 +578,44 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.queue = q
             return q
         }()
-        return WebSocketSender(queue: queue, loop: NIOLoopBound(self, eventLoop: context.eventLoop),
-                               context: NIOLoopBound(context, eventLoop: context.eventLoop),
+        let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let hop = drainHop ?? { @Sendable in loop.value.drainQueue(context: boundContext.value) }
+        drainHop = hop
+        return WebSocketSender(queue: queue, loop: loop, context: boundContext, drain: hop,
                                maxMessageSize: configuration.maxMessageSize)
     }
 
-    /// Takes what other threads queued, frames it, and flushes once.
+    /// Takes what other threads queued, frames it, and flushes once. Not re-entered: a drain
+    /// asked for while one runs (a flush that makes the channel writable again) is done by the
+    /// running one, after its batch, so frames keep their order.
     func drainQueue(context: ChannelHandlerContext) {
         guard let queue else { return }
+        if draining {
+            drainAgain = true
+            return
+        }
+        draining = true
         let wasInRead = inRead
         inRead = true // one flush for the whole batch
-        for (frame, compress) in queue.take() {
-            switch frame {
-            case .text(let b): _ = frameMessage(context: context, .text(b), compress: compress)
-            case .binary(let b): _ = frameMessage(context: context, .binary(b), compress: compress)
-            case .uncompressed(let m): _ = frameMessage(context: context, m, compress: false)
-            case .ping(let b): _ = pingFromApplication(b, context: context)
-            case .close(let code, let reason): closeFromApplication(code, reason: reason, context: context)
+        repeat {
+            drainAgain = false
+            var frames: [(WebSocketOutbound, compress: Bool)] = []
+            swap(&frames, &batch) // this connection's array, empty, with its capacity
+            queue.take(into: &frames) // the queue keeps our empty array: no allocation either side
+            for (frame, compress) in frames {
+                switch frame {
+                case .text(let b): _ = frameMessage(context: context, .text(b), compress: compress)
+                case .binary(let b): _ = frameMessage(context: context, .binary(b), compress: compress)
+                case .uncompressed(let m): _ = frameMessage(context: context, m, compress: false)
+                case .ping(let b): _ = pingFromApplication(b, context: context)
+                case .close(let code, let reason): closeFromApplication(code, reason: reason, context: context)
+                }
             }
-        }
+            frames.removeAll(keepingCapacity: true)
+            swap(&frames, &batch)
+        } while drainAgain
+        draining = false
         inRead = wasInRead
         if !inRead { flushIfNeeded(context: context) }
     }
