@@ -136,7 +136,7 @@ idle_run() {
     after=$(rss_kib "$server_pid")
     kill -TERM "$lg" 2>/dev/null || true
     wait "$lg" 2>/dev/null || true
-    local line open errors
+    local line open # errors and value are the results: not local
     line=$(grep '^RESULT' "$out" || true)
     open=$(result_field "$line" open)
     errors=$(result_field "$line" errors)

@@ -14,9 +14,9 @@ final class AppCore: Sendable {
         var trie: RouterTrie?
         var group: MultiThreadedEventLoopGroup?
         var server: (any Channel)?
-        /// Open WebSocket connections: the channel, the task running its handler (none for the
-        /// callback API), and its close timeout.
-        var sockets: [ObjectIdentifier: (channel: any Channel, task: Task<Void, Never>?, closeTimeout: Duration)] = [:]
+        /// The tasks running channel-API socket handlers, by channel (callback-API connections
+        /// need none: shutdown finds them among `httpChannels`).
+        var sockets: [ObjectIdentifier: (channel: any Channel, task: Task<Void, Never>)] = [:]
         var httpChannels: [ObjectIdentifier: any Channel] = [:]
         var shuttingDown = false
     }
@@ -92,28 +92,34 @@ final class AppCore: Sendable {
     }
 
     func shutdown() async {
-        let (server, sockets, group) = state.withLockedValue { s in
+        let (server, tasks, group, routes) = state.withLockedValue { s in
             s.shuttingDown = true
-            return (s.server, s.sockets.values.map { $0 }, s.group)
+            return (s.server, s.sockets.values.map { $0 }, s.group, s.routes)
         }
         try? await server?.close()
-        // The close goes through each connection's state machine, like any close the app starts.
-        for s in sockets {
-            s.channel.writeAndFlush(WebSocketOutbound.close(.goingAway, reason: "server shutting down"), promise: nil)
+        // Every upgraded connection (channel API or callback API) gets 1001; the close goes
+        // through its state machine, like any close the app starts.
+        var upgraded: [any Channel] = []
+        for channel in state.withLockedValue({ Array($0.httpChannels.values) }) {
+            guard (try? await channel.pipeline.containsHandler(type: WebSocketHandler.self).get()) != nil else { continue }
+            upgraded.append(channel)
+            channel.writeAndFlush(WebSocketOutbound.close(.goingAway, reason: "server shutting down"), promise: nil)
         }
         // Each close handshake ends within its route's closeTimeout; a handler that ignores the
         // end of its connection is cancelled and its channel closed after the grace period.
-        let grace = shutdownTimeout ?? (sockets.isEmpty ? .zero : .seconds(1) + (sockets.map(\.closeTimeout).max() ?? .zero))
+        let longestCloseTimeout = routes.compactMap { r -> Duration? in
+            if case .socket(_, let endpoint) = r.target { return endpoint.options.closeTimeout }
+            return nil
+        }.max() ?? .zero
+        let grace = shutdownTimeout ?? (upgraded.isEmpty ? .zero : .seconds(1) + longestCloseTimeout)
+        let closing = upgraded
         let enforcer = Task {
             try? await Task.sleep(for: grace)
-            for s in sockets {
-                s.channel.close(promise: nil)
-                s.task?.cancel()
-            }
+            for c in closing { c.close(promise: nil) }
+            for t in tasks { t.task.cancel() }
         }
-        for s in sockets {
-            if let task = s.task { await task.value } else { try? await s.channel.closeFuture.get() }
-        }
+        for t in tasks { await t.task.value }
+        for c in upgraded { try? await c.closeFuture.get() }
         enforcer.cancel()
         let http = state.withLockedValue { Array($0.httpChannels.values) }
         for c in http { try? await c.close() }
@@ -144,26 +150,21 @@ final class AppCore: Sendable {
             return (endpoint.route.with { [self] channel, head, acceptance in
                 let socketRequest = SocketRequest(head: head, params: params, remoteAddress: channel.remoteAddress,
                                                   subprotocol: acceptance.subprotocol)
-                try register(channel, work: try endpoint.start(channel, socketRequest), closeTimeout: endpoint.options.closeTimeout)
+                if let work = try endpoint.start(channel, socketRequest) { register(channel, work: work) }
             }, acceptance)
         }
         return promise.futureResult
     }
 
-    private func register(_ channel: any Channel, work: (@Sendable () async -> Void)?, closeTimeout: Duration) throws {
+    private func register(_ channel: any Channel, work: @escaping @Sendable () async -> Void) {
         let id = ObjectIdentifier(channel)
-        guard let work else {
-            state.withLockedValue { $0.sockets[id] = (channel, nil, closeTimeout) }
-            channel.closeFuture.whenComplete { [self] _ in _ = state.withLockedValue { $0.sockets.removeValue(forKey: id) } }
-            return
-        }
         // Registered before the task can finish, so the removal below always finds it.
         state.withLockedValue { s in
             let task = Task {
                 await work()
                 _ = self.state.withLockedValue { $0.sockets.removeValue(forKey: id) }
             }
-            s.sockets[id] = (channel, task, closeTimeout)
+            s.sockets[id] = (channel, task)
         }
     }
 

@@ -50,7 +50,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var machine: ConnectionStateMachine
     private let compression: CompressionAgreement?
     private var deflater: Deflater?
+    /// Made when someone asks for ``closeResult`` (the channel layer does; the callback API
+    /// need not), so an idle callback-API connection holds no promise.
     private var closedResultPromise: EventLoopPromise<CloseResult>?
+    private var finalResult: CloseResult?
 
     // The application on top (callback API or channel layer); nil in pipeline use.
     private var application: (any WebSocketApplication)?
@@ -80,10 +83,15 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var pendingEnding: Engine.Step?
 
     // Timers.
-    private var pingTimer: Scheduled<Void>?
-    private var livenessTimer: Scheduled<Void>?
-    private var closeTimer: Scheduled<Void>?
-    private var writeTimer: Scheduled<Void>?
+    // Timers: deadlines, and one scheduled callback per connection at the earliest of them (no
+    // promise, closure or task per timer: an idle connection holds one entry in the loop's heap).
+    private var pingAt: NIODeadline?
+    private var livenessAt: NIODeadline?
+    private var closeAt: NIODeadline?
+    private var closeIsForPendingEnding = false
+    private var writeCheckAt: NIODeadline?
+    private var tick: NIOScheduledCallback?
+    private var tickAt: NIODeadline?
     private var writtenWhenArmed = 0
     /// NIO's default high write watermark: while the channel is writable, about this many bytes
     /// at most wait in it, so `bufferedAmount` needs no query on the common path. (Not read from
@@ -131,7 +139,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// reason, a failure's, the code we sent when the peer never answered, or 1006). Available
     /// once the handler is in a pipeline; read it on the channel's event loop.
     public var closeResult: EventLoopFuture<CloseResult> {
-        guard let promise = closedResultPromise else { preconditionFailure("closeResult is available once the handler is in a pipeline") }
+        guard let context else { preconditionFailure("closeResult is available once the handler is in a pipeline") }
+        if let finalResult { return context.eventLoop.makeSucceededFuture(finalResult) }
+        let promise = closedResultPromise ?? context.eventLoop.makePromise(of: CloseResult.self)
+        closedResultPromise = promise
         return promise.futureResult
     }
 
@@ -151,7 +162,6 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        closedResultPromise = context.eventLoop.makePromise(of: CloseResult.self)
         if context.channel.isActive { start(context: context) }
     }
 
@@ -182,19 +192,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             opened = true
             application.open(WebSocketConnection(handler: self, context: context))
         }
-        guard pingTimer == nil, machine.state == .open else { return }
-        let deadline = machine.start(now: context.eventLoop.now)
-        schedulePing(context: context, in: machine.timers.pingPeriod)
-        scheduleLiveness(context: context, at: deadline)
+        guard livenessAt == nil, machine.state == .open else { return }
+        let now = context.eventLoop.now
+        livenessAt = machine.start(now: now)
+        pingAt = now + machine.timers.pingPeriod
+        reschedule(context: context)
     }
 
     private func finish(context: ChannelHandlerContext) {
-        guard let promise = closedResultPromise else { return }
-        closedResultPromise = nil
+        guard finalResult == nil else { return }
         let result = machine.result ?? CloseResult(code: .abnormalClosure, reason: "")
+        finalResult = result
         queue?.close()
         drainHop = nil // it holds the handler
-        promise.succeed(result)
+        closedResultPromise?.succeed(result)
+        closedResultPromise = nil
         if let application {
             self.application = nil
             application.closed(WebSocketConnection(handler: self, context: context), result)
@@ -345,13 +357,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             default: break
             }
             pendingEnding = step
-            armCloseTimer(context: context, timeout: machine.timers.closeTimeout) { [self] in
-                if let step = pendingEnding {
-                    pendingEnding = nil
-                    configuration.log(.info, "application did not answer the messages before the close within closeTimeout")
-                    process(step, context: context)
-                }
-            }
+            armCloseTimer(context: context, timeout: machine.timers.closeTimeout, forPendingEnding: true)
             return
         }
         process(step, context: context, report: true)
@@ -400,9 +406,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 context.close(promise: nil)
             case .afterFrame(let timeout):
                 written?.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-                armCloseTimer(context: context, timeout: timeout) { [self] in closeTimeoutElapsed(context: context) }
+                armCloseTimer(context: context, timeout: timeout)
             case .whenPeerAnswers(let timeout):
-                armCloseTimer(context: context, timeout: timeout) { [self] in closeTimeoutElapsed(context: context) }
+                armCloseTimer(context: context, timeout: timeout)
             }
         }
     }
@@ -412,9 +418,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         execute(machine.closeTimeoutElapsed(), context: context)
     }
 
-    private func armCloseTimer(context: ChannelHandlerContext, timeout: TimeAmount, _ fire: @escaping () -> Void) {
-        closeTimer?.cancel()
-        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout, fire)
+    private func armCloseTimer(context: ChannelHandlerContext, timeout: TimeAmount, forPendingEnding: Bool = false) {
+        closeAt = context.eventLoop.now + timeout
+        closeIsForPendingEnding = forPendingEnding
+        reschedule(context: context)
     }
 
     // MARK: Output
@@ -510,24 +517,22 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// arms it once per writeWait, not per write); when it fires, bytes still pending and none
     /// taken by the socket since it was armed fail the connection.
     private func afterFlush(context: ChannelHandlerContext) {
-        guard writeWait > .zero, writeTimer == nil else { return }
+        guard writeWait > .zero, writeCheckAt == nil, machine.state != .closed else { return }
         writtenWhenArmed = handedOff &- pendingBytes(context: context)
-        armWriteTimer(context: context)
+        writeCheckAt = context.eventLoop.now + writeWait
+        reschedule(context: context)
     }
 
-    private func armWriteTimer(context: ChannelHandlerContext) {
-        writeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: writeWait) { [self] in
-            writeTimer = nil
-            let pending = pendingBytes(context: context)
-            guard pending > 0 else { return }
-            let written = handedOff &- pending
-            if written != writtenWhenArmed {
-                writtenWhenArmed = written // progress: wait another writeWait
-                armWriteTimer(context: context)
-            } else {
-                configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
-                execute(machine.writeTimedOut(), context: context)
-            }
+    private func writeCheckDue(context: ChannelHandlerContext) {
+        let pending = pendingBytes(context: context)
+        guard pending > 0 else { return }
+        let written = handedOff &- pending
+        if written != writtenWhenArmed {
+            writtenWhenArmed = written // progress: wait another writeWait
+            writeCheckAt = context.eventLoop.now + writeWait
+        } else {
+            configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
+            execute(machine.writeTimedOut(), context: context)
         }
     }
 
@@ -662,35 +667,74 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Timers
 
     private func cancelTimers() {
-        pingTimer?.cancel()
-        livenessTimer?.cancel()
-        closeTimer?.cancel()
-        writeTimer?.cancel()
-        pingTimer = nil
-        livenessTimer = nil
-        closeTimer = nil
-        writeTimer = nil
-    }
-
-    private func schedulePing(context: ChannelHandlerContext, in delay: TimeAmount) {
-        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
-            guard case .sendPing(let next) = machine.pingDue() else { return }
-            appendFrame(context: context, opcode: Engine.opPing, payload: ByteBuffer())
-            schedulePing(context: context, in: next)
+        pingAt = nil
+        livenessAt = nil
+        closeAt = nil
+        writeCheckAt = nil
+        if let tick, let context {
+            context.eventLoop.assumeIsolated().cancelScheduledCallback(tick)
         }
+        tick = nil
+        tickAt = nil
     }
 
-    private func scheduleLiveness(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        livenessTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            switch machine.livenessDue(now: context.eventLoop.now) {
+    /// Schedules the one callback at the earliest deadline, unless one is due earlier already.
+    private func reschedule(context: ChannelHandlerContext) {
+        let next = [pingAt, livenessAt, closeAt, writeCheckAt].compactMap { $0 }.min()
+        guard let next else { return }
+        if let tickAt, tickAt <= next { return }
+        if let tick { context.eventLoop.assumeIsolated().cancelScheduledCallback(tick) }
+        tickAt = next
+        tick = try? context.eventLoop.assumeIsolated().scheduleCallback(at: next, handler: TimerTarget(handler: self))
+    }
+
+    /// The scheduled callback: runs every timer that is due, then schedules the next.
+    fileprivate func timersDue() {
+        guard let context else { return }
+        tick = nil
+        tickAt = nil
+        let now = context.eventLoop.now
+        if let at = closeAt, at <= now {
+            closeAt = nil
+            if closeIsForPendingEnding, let step = pendingEnding {
+                pendingEnding = nil
+                configuration.log(.info, "application did not answer the messages before the close within closeTimeout")
+                process(step, context: context)
+            } else if !closeIsForPendingEnding {
+                closeTimeoutElapsed(context: context)
+            }
+        }
+        if let at = writeCheckAt, at <= now {
+            writeCheckAt = nil
+            writeCheckDue(context: context)
+        }
+        if let at = pingAt, at <= now {
+            if case .sendPing(let next) = machine.pingDue() {
+                pingAt = now + next
+                appendFrame(context: context, opcode: Engine.opPing, payload: ByteBuffer())
+            } else {
+                pingAt = nil
+            }
+        }
+        if let at = livenessAt, at <= now {
+            switch machine.livenessDue(now: now) {
             case .checkLivenessAt(let next):
-                scheduleLiveness(context: context, at: next)
+                livenessAt = next
             case let action:
+                livenessAt = nil
                 if action != .none { configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)") }
                 execute(action, context: context)
             }
         }
+        if self.context != nil, machine.state != .closed { reschedule(context: context) }
     }
+}
+
+/// The target of a connection's scheduled callback. A small struct, so the event loop's heap
+/// entry holds it inline: no allocation per scheduling.
+private struct TimerTarget: NIOScheduledCallbackHandler {
+    let handler: WebSocketHandler
+    func handleScheduledCallback(eventLoop: some EventLoop) { handler.timersDue() }
 }
 
 @available(*, unavailable)
