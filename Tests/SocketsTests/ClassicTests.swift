@@ -163,6 +163,20 @@ import Glibc
         }
     }
 
+    /// Issue #11, item 3: `maxFileSize: .max` means "no limit"; serving a file must not overflow
+    /// (`limit + 1` trapped, killing the process). The file is served whole, and so is the next.
+    @Test func maxFileSizeAtIntMaxServesFiles() async throws {
+        let site = try Site()
+        try Data(repeating: 0x42, count: 70_000).write(to: URL(fileURLWithPath: site.public + "/big.bin"))
+        try await site.withApp(maxFileSize: .max) { port in
+            let big = try await RawHTTP.get(port, "/big.bin")
+            #expect(big.status == 200)
+            #expect(big.body.count == 70_000)
+            let ok = try await RawHTTP.get(port, "/app.css")
+            #expect(ok.status == 200)
+        }
+    }
+
     // MARK: Recovery
 
     /// A thrown error answers 500 with a one-line body, the error is logged, and the same

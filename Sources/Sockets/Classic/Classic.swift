@@ -315,8 +315,11 @@ struct StaticFiles: Sendable {
     /// goes on to EOF but never past `limit`.
     static func readAll(_ fd: Int32, size: Int, limit: Int, path: String) throws -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: size)
+        // One byte past the limit is read to see that the file grew over it; with `limit` at
+        // `Int.max` there is no such byte (and `limit + 1` would trap).
+        let cap = limit < Int.max ? limit + 1 : Int.max
         while true {
-            let room = min(max(buffer.writableBytes, 64 * 1024), limit + 1 - buffer.readableBytes)
+            let room = min(max(buffer.writableBytes, 64 * 1024), cap - buffer.readableBytes)
             var failure: Int32 = 0
             let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw -> Int in
                 let n = read(fd, raw.baseAddress, min(raw.count, room))
