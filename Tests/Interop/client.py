@@ -127,10 +127,32 @@ class RawConnection:
             ("Origin", f"http://{self.netloc}"),
         ]
 
-    def send_request(self, method="GET", headers=None):
+    def send_request(self, method="GET", headers=None, target=None, version="HTTP/1.1"):
         headers = self.default_headers() if headers is None else headers
-        lines = [f"{method} {self.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers] + ["", ""]
+        target = self.path if target is None else target
+        lines = [f"{method} {target} {version}"] + [f"{k}: {v}" for k, v in headers] + ["", ""]
         self.sock.sendall("\r\n".join(lines).encode("latin-1"))
+
+    def await_eof(self, timeout):
+        """Waits up to `timeout` seconds for the server to close; returns (closed, seconds, extra
+        bytes received meanwhile)."""
+        start = time.monotonic()
+        extra = b""
+        deadline = start + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False, round(time.monotonic() - start, 3), extra
+                self.sock.settimeout(remaining)
+                data = self.sock.recv(65536)
+                if not data:
+                    return True, round(time.monotonic() - start, 3), extra
+                extra += data
+        except socket.timeout:
+            return False, round(time.monotonic() - start, 3), extra
+        except (ConnectionResetError, BrokenPipeError):
+            return True, round(time.monotonic() - start, 3), extra
 
     def _fill(self, deadline):
         """Reads more bytes into the buffer; False at EOF or on timeout."""
@@ -457,20 +479,128 @@ def scenario_raw_frame(args):
         conn.close()
 
 
+def edited_headers(conn, args):
+    """The default handshake headers with --plain (no handshake headers at all), --drop, --set
+    and --pad-headers COUNT:SIZE (COUNT headers X-Pad-i of SIZE bytes each) applied."""
+    if args.plain:
+        headers = [("Host", conn.netloc)]
+    else:
+        headers = conn.default_headers()
+    for name in args.drop or []:
+        headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
+    for item in args.set or []:
+        name, _, value = item.partition(":")
+        name, value = name.strip(), value.strip()
+        headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
+        headers.append((name, value))
+    if args.pad_headers:
+        count, _, size = args.pad_headers.partition(":")
+        headers += [(f"X-Pad-{i}", "p" * int(size)) for i in range(int(count))]
+    return headers
+
+
+def request_target(conn, args):
+    """--target (written as is, e.g. an absolute-form target), else the URL's path, then
+    --pad-target N bytes of query appended."""
+    target = args.target if args.target is not None else conn.path
+    if args.pad_target:
+        target += ("&" if "?" in target else "?") + "q=" + "t" * args.pad_target
+    return target
+
+
 def scenario_http(args):
-    """A handshake request written by hand, with headers replaced (--set) or removed (--drop)."""
+    """A request written by hand: by default a handshake, with headers replaced (--set) or
+    removed (--drop), or a plain GET (--plain); --target, --pad-target, --pad-headers and
+    --version shape the request line and head. With --await-eof S, it then waits up to S seconds
+    for the server to close the connection and reports closed_after / closed_within."""
     conn = RawConnection(args.url)
     try:
-        headers = conn.default_headers()
-        for name in args.drop or []:
-            headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
-        for item in args.set or []:
-            name, _, value = item.partition(":")
-            name, value = name.strip(), value.strip()
-            headers = [(k, v) for k, v in headers if k.lower() != name.lower()]
-            headers.append((name, value))
-        conn.send_request(method=args.method, headers=headers)
-        return conn.read_response(read_body=True)
+        headers = edited_headers(conn, args)
+        try:
+            conn.send_request(method=args.method, headers=headers, target=request_target(conn, args), version=args.version)
+        except OSError as e:
+            return {"send_error": str(e), "status": None}
+        try:
+            r = conn.read_response(read_body=True)
+        except (TimeoutError, ConnectionResetError) as e:
+            return {"status": None, "error": type(e).__name__}
+        if args.await_eof is not None:
+            closed, within, extra = conn.await_eof(args.await_eof)
+            r["closed_after"] = closed
+            r["closed_within"] = within
+            r["bytes_after"] = len(extra)
+        return r
+    finally:
+        conn.close()
+
+
+def scenario_keepalive_upgrade(args):
+    """A plain keep-alive GET of --first-path, answered; then, on the same connection, the
+    WebSocket handshake for the URL's path, a text frame and a close. Reports both statuses, the
+    echo and the close code."""
+    conn = RawConnection(args.url)
+    try:
+        out = {}
+        conn.send_request(headers=[("Host", conn.netloc)], target=args.first_path)
+        first = conn.read_response(read_body=True)
+        out["first_status"] = first["status"]
+        out["first_body"] = first["body"]
+        out["first_connection"] = first["headers"].get("connection", [])
+        hs = conn.handshake()
+        out["handshake_status"] = hs["status"]
+        out["handshake_headers"] = hs["headers"]
+        if hs["status"] != 101:
+            return out
+        conn.sock.sendall(build_frame(OP_TEXT, b"after keep-alive"))
+        f = conn.read_frame(time.monotonic() + STEP)
+        out["echoed"] = {"opcode": f[1], "payload": f[2].decode("utf-8", "replace")} if f is not None else None
+        conn.sock.sendall(build_frame(OP_CLOSE, struct.pack("!H", 1000)))
+        out.update(conn.read_until_close())
+        return out
+    finally:
+        conn.close()
+
+
+def scenario_slow(args):
+    """A client that never finishes its request (slowloris), by --mode:
+    - idle: connects and sends nothing;
+    - partial: sends half a request line ("GET /pa") and nothing more;
+    - trickle: sends a request head one byte every --interval seconds.
+    Waits up to --limit-seconds for the server's answer and close; reports the status (if any),
+    the body, whether it was closed, when, and how many bytes were sent."""
+    conn = RawConnection(args.url)
+    start = time.monotonic()
+    sent = 0
+    try:
+        if args.mode == "partial":
+            conn.sock.sendall(b"GET /pa")
+            sent = 7
+        elif args.mode == "trickle":
+            head = f"GET {conn.path} HTTP/1.1\r\nHost: {conn.netloc}\r\nX-Slow: " + "s" * 200 + "\r\n\r\n"
+            data = head.encode("latin-1")
+            for i in range(len(data)):
+                if time.monotonic() - start > args.limit_seconds:
+                    break
+                r, _, _ = select.select([conn.sock], [], [], 0)
+                if r:
+                    break  # the server answered or closed
+                try:
+                    conn.sock.sendall(data[i:i + 1])
+                except OSError:
+                    break
+                sent += 1
+                time.sleep(args.interval)
+        remaining = max(0.1, args.limit_seconds - (time.monotonic() - start))
+        closed, _, extra = conn.await_eof(remaining)
+        text = extra.decode("latin-1")
+        status = None
+        body = ""
+        if text.startswith("HTTP/"):
+            parts = text.split(" ", 2)
+            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+            body = text.partition("\r\n\r\n")[2]
+        return {"status": status, "body": body, "response": text[:500], "closed": closed,
+                "elapsed": round(time.monotonic() - start, 3), "bytes_sent": sent}
     finally:
         conn.close()
 
@@ -755,6 +885,8 @@ ASYNC = {
 SYNC = {
     "raw_frame": scenario_raw_frame,
     "http": scenario_http,
+    "keepalive_upgrade": scenario_keepalive_upgrade,
+    "slow": scenario_slow,
     "silent": scenario_silent,
     "same_segment": scenario_same_segment,
     "burst": scenario_burst,
@@ -781,6 +913,15 @@ def main():
     parser.add_argument("--method", default="GET")
     parser.add_argument("--set", action="append", metavar="'Name: value'")
     parser.add_argument("--drop", action="append", metavar="Name")
+    parser.add_argument("--plain", action="store_true", help="http: a plain request, no handshake headers")
+    parser.add_argument("--target", help="http: the request target as written (e.g. absolute-form)")
+    parser.add_argument("--pad-target", type=int, default=0, metavar="N")
+    parser.add_argument("--pad-headers", metavar="COUNT:SIZE")
+    parser.add_argument("--version", default="HTTP/1.1")
+    parser.add_argument("--await-eof", type=float, metavar="SECONDS")
+    parser.add_argument("--first-path", default="/plain")
+    parser.add_argument("--mode", choices=["idle", "partial", "trickle"], default="idle")
+    parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--frame-size", type=int, default=65536)
     parser.add_argument("--stall", type=float, default=1.0)
     parser.add_argument("--limit-seconds", type=float, default=10.0)

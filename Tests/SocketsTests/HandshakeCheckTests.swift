@@ -71,10 +71,77 @@ import Testing
         #expect(status(head(host: "a.b", origin: "http://a.b.evil.com")) == .forbidden)
         #expect(status(head(host: "Example.COM", origin: "http://example.com")) == nil) // case-insensitive
         #expect(status(head(host: "[::1]:3000", origin: "http://[::1]:3000")) == nil)
-        // A custom pattern: searched, not anchored, like Go's regexp.MatchString.
-        let o = Options(allowedOrigin: "trusted\\.org")
+        // A custom pattern matches the whole origin (issue #11, item 11), not a part of it.
+        let o = Options(allowedOrigin: "https://([a-z0-9-]+\\.)*trusted\\.org")
         #expect(status(head(origin: "https://app.trusted.org"), o) == nil)
+        #expect(status(head(origin: "https://trusted.org"), o) == nil)
         #expect(status(head(origin: "https://trustedXorg"), o) == .forbidden)
+        #expect(status(head(origin: "https://trusted.org.evil.com"), o) == .forbidden)
+        #expect(status(head(origin: "https://evil.com/https://trusted.org"), o) == .forbidden)
+        let unanchored = Options(allowedOrigin: "trusted\\.org")
+        #expect(status(head(origin: "https://app.trusted.org"), unanchored) == .forbidden)
+        #expect(status(head(origin: "trusted.org"), unanchored) == nil)
+    }
+
+    /// Issue #11, item 11: the origin pattern is anchored at both ends, in each of its compiled
+    /// forms (split around `{{host}}`, per host, fixed): an origin that merely contains an allowed
+    /// one is refused.
+    @Test func originPatternIsAnchoredAtBothEnds() {
+        let host = "127.0.0.1:13000"
+        // The default pattern (split form): the reported bypass.
+        #expect(status(head(host: host, origin: "http://evil.com/http://127.0.0.1:13000")) == .forbidden)
+        #expect(status(head(host: host, origin: "http://127.0.0.1:13000")) == nil)
+        // Per-host form (alternation around the host).
+        let perHost = Options(allowedOrigin: "(http|https)://{{host}}")
+        #expect(status(head(host: host, origin: "http://evil.com/http://127.0.0.1:13000"), perHost) == .forbidden)
+        #expect(status(head(host: host, origin: "http://127.0.0.1:13000/"), perHost) == .forbidden)
+        #expect(status(head(host: host, origin: "https://127.0.0.1:13000"), perHost) == nil)
+        // Fixed form (no host).
+        let fixed = Options(allowedOrigin: "https://app\\.example")
+        #expect(status(head(origin: "https://app.example.evil"), fixed) == .forbidden)
+        #expect(status(head(origin: "x-https://app.example"), fixed) == .forbidden)
+        #expect(status(head(origin: "https://app.example"), fixed) == nil)
+    }
+
+    /// Issue #11, item 7: Host is checked (syntax, length) before it reaches a regular
+    /// expression; each answer is 400 with a reason naming Host. An Origin over 1024 bytes is
+    /// refused with 403 before any matching.
+    @Test func hostSyntaxAndLengthAreCheckedFirst() {
+        func reason(_ h: HTTPRequestHead) -> String? {
+            if case .failure(let r) = Handshake.evaluate(h, options: Options(allowAnyOrigin: true)) { return "\(r.status.code) \(r.reason)" }
+            return nil
+        }
+        let long = String(repeating: "a", count: 300)
+        #expect(reason(head(host: long, origin: "http://" + long)) == "400 Host header too long (over 261 bytes)")
+        let fortyK = String(repeating: "a", count: 40_000)
+        #expect(status(head(host: fortyK, origin: "http://" + fortyK)) == .badRequest)
+        for bad in ["a b", "evil.com/x", "a@b", "[::1", "[]:80", "example.com:808000", "example.com:8x", ":80", "a%zz", "é.com"] {
+            #expect(reason(head(host: bad, origin: nil))?.hasPrefix("400 invalid Host header") == true, "\(bad)")
+        }
+        for good in ["example.com", "example.com:8080", "127.0.0.1:3000", "[::1]:3000", "[fe80::1]", "a-b_c~d.e", "xn--bcher-kva.example", "%41b"] {
+            #expect(reason(head(host: good, origin: nil)) == nil, "\(good)")
+        }
+        let max = String(repeating: "a", count: 255) + ":65535"
+        #expect(reason(head(host: max, origin: nil)) == nil)
+        #expect(status(head(origin: "http://example.com" + String(repeating: "/", count: 1100)), Options(allowedOrigin: "http://example\\.com/*")) == .forbidden)
+        #expect(status(head(origin: "http://example.com" + String(repeating: "/", count: 900)), Options(allowedOrigin: "http://example\\.com/*")) == nil)
+    }
+
+    /// Issue #11, item 10: a handshake over HTTP/1.0 is refused with 400 and a reason (RFC 6455
+    /// §4.1 requires HTTP/1.1 or later); HTTP/1.1 and 2.0 heads pass this check.
+    @Test func http10HandshakeIsRefused() {
+        var h = head()
+        h.version = .http1_0
+        if case .failure(let r) = Handshake.evaluate(h, options: Options()) {
+            #expect(r.status == .badRequest)
+            #expect(r.reason == "WebSocket handshake requires HTTP/1.1 or later, not HTTP/1.0")
+        } else {
+            Issue.record("an HTTP/1.0 handshake was accepted")
+        }
+        h.version = .init(major: 0, minor: 9)
+        #expect(status(h) == .badRequest)
+        h.version = .http1_1
+        #expect(status(h) == nil)
     }
 
     @Test func subprotocolIsTheServersFirstChoiceAmongTheClients() throws {

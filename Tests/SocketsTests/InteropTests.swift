@@ -255,6 +255,24 @@ struct InteropTests {
             expectRefusal(xHost, 403, "Origin aXb for Host a.b")
             let sameHost = try await http(["--set", "Host: a.b:\(port)", "--set", "Origin: http://a.b:\(port)"])
             #expect(sameHost["status"].int == 101, "Origin a.b for Host a.b: \(sameHost)")
+
+            // Issue #11, item 11: the origin pattern is anchored at the start as well as the end.
+            expectRefusal(try await http(["--set", "Origin: http://evil.com/http://127.0.0.1:\(port)"]), 403, "Origin ending in the allowed one")
+            // Issue #11, item 10: RFC 6455 §4.1 asks for HTTP/1.1 or later.
+            let v10 = try await http(["--version", "HTTP/1.0"])
+            expectRefusal(v10, 400, "HTTP/1.0 handshake")
+            #expect(v10["body"].string == "WebSocket handshake requires HTTP/1.1 or later, not HTTP/1.0\n", "\(v10)")
+            // Issue #11, item 7: Host syntax and length are checked before the origin pattern.
+            let longHost = String(repeating: "h", count: 300)
+            let long = try await http(["--set", "Host: \(longHost)", "--set", "Origin: http://\(longHost)"])
+            expectRefusal(long, 400, "300-byte Host")
+            #expect(long["body"].string == "Host header too long (over 261 bytes)\n", "\(long)")
+            let slash = try await http(["--set", "Host: 127.0.0.1:\(port)/x", "--set", "Origin: http://127.0.0.1:\(port)/x"])
+            expectRefusal(slash, 400, "Host with a path")
+            #expect(slash["body"].string == "invalid Host header: not host[:port]\n", "\(slash)")
+            // The server goes on serving.
+            let again = try await http([])
+            #expect(again["status"].int == 101, "valid handshake after the refusals: \(again)")
         }
     }
 

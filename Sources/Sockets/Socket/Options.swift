@@ -72,8 +72,8 @@ public struct Options: Sendable {
         get { configuration.maxMessageSize }
         set { configuration.maxMessageSize = newValue }
     }
-    /// A regular expression searched (not anchored) in the request's `Origin` header, like Go's
-    /// `regexp.MatchString`. `{{host}}` is replaced by the request's `Host`, escaped so that it
+    /// A regular expression that must match the request's whole `Origin` header (anchored at both
+    /// ends; the reference searches it). `{{host}}` is replaced by the request's `Host`, escaped so that it
     /// matches only itself (the reference inserts it raw, so host `a.b` let origin `http://aXb` in).
     /// Default `"https?://{{host}}$"`: same-host pages only. Compiled once per route.
     public var allowedOrigin: String {

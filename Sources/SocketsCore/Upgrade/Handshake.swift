@@ -49,15 +49,26 @@ public struct HandshakeAcceptance: Sendable, Equatable {
 
 /// The server's checks of an opening handshake (RFC 6455 §4.2.1), in this order:
 /// 1. the method is GET, else 405;
-/// 2. `Host` is present (once, printable ASCII), `Upgrade` contains the token `websocket`,
+/// 2. the request is HTTP/1.1 or later (RFC 6455 §4.1), else 400;
+/// 3. `Host` is present once and is a valid `host[:port]` (RFC 3986 §3.2.2-3.2.3: a registered
+///    name, an IPv4 address or a bracketed IPv6 literal, at most ``maxHostLength`` bytes), checked
+///    before it reaches any regular expression; `Upgrade` contains the token `websocket`,
 ///    `Connection` contains the token `Upgrade` (both case-insensitive), and `Sec-WebSocket-Key` is
 ///    the base64 of 16 bytes, else 400;
-/// 3. `Sec-WebSocket-Version` is 13, else 426 with `Sec-WebSocket-Version: 13`;
-/// 4. the origin check (``HandshakePolicy/allowedOrigin``), else 403; a missing `Origin` is
-///    refused unless ``HandshakePolicy/allowMissingOrigin``.
+/// 4. `Sec-WebSocket-Version` is 13, else 426 with `Sec-WebSocket-Version: 13`;
+/// 5. the origin check (``HandshakePolicy/allowedOrigin``, at most ``maxOriginLength`` bytes),
+///    else 403; a missing `Origin` is refused unless ``HandshakePolicy/allowMissingOrigin``.
 /// The subprotocol is the first of ``HandshakePolicy/subprotocols`` that the client offers, and
 /// permessage-deflate is negotiated when the route's configuration enables it.
 public enum Handshake {
+    /// The longest `Host` accepted: 255 bytes of host name (RFC 1035 §2.3.4 bounds a DNS name at
+    /// 255), a colon and a 5-digit port. Longer is refused with 400 before any origin matching.
+    public static let maxHostLength = 261
+
+    /// The longest `Origin` accepted: a serialized origin is `scheme://host[:port]` (RFC 6454
+    /// §6.2), far shorter; longer is refused with 403 before any regular expression runs.
+    public static let maxOriginLength = 1024
+
     /// Runs the checks on a request head, once per connection.
     ///
     /// - Parameters:
@@ -68,10 +79,18 @@ public enum Handshake {
         guard head.method == .GET else {
             return .failure(HandshakeRefusal(.methodNotAllowed, "WebSocket handshake must use GET, not \(head.method.rawValue)", headers: ["Allow": "GET"]))
         }
+        guard head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1) else {
+            return .failure(HandshakeRefusal(.badRequest, "WebSocket handshake requires HTTP/1.1 or later, not HTTP/\(head.version.major).\(head.version.minor)"))
+        }
         let hosts = head.headers["Host"]
-        guard hosts.count == 1, let host = hosts.first, !host.isEmpty,
-              host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            return .failure(HandshakeRefusal(.badRequest, hosts.count > 1 ? "more than one Host header" : "missing or invalid Host header"))
+        guard hosts.count == 1, let host = hosts.first, !host.isEmpty else {
+            return .failure(HandshakeRefusal(.badRequest, hosts.count > 1 ? "more than one Host header" : "missing Host header"))
+        }
+        guard host.utf8.count <= maxHostLength else {
+            return .failure(HandshakeRefusal(.badRequest, "Host header too long (over \(maxHostLength) bytes)"))
+        }
+        guard isValidHost(host) else {
+            return .failure(HandshakeRefusal(.badRequest, "invalid Host header: not host[:port]"))
         }
         let upgrade = head.headers[canonicalForm: "Upgrade"]
         guard upgrade.contains(where: { $0.lowercased() == "websocket" }) else {
@@ -102,7 +121,8 @@ public enum Handshake {
                     return .failure(HandshakeRefusal(.forbidden, "missing Origin header"))
                 }
             } else {
-                guard origins.count == 1, origin.allows(origin: origins[0], host: host) else {
+                guard origins.count == 1, origins[0].utf8.count <= maxOriginLength,
+                      origin.allows(origin: origins[0], host: host) else {
                     return .failure(HandshakeRefusal(.forbidden, "origin not allowed"))
                 }
             }
@@ -113,6 +133,49 @@ public enum Handshake {
             CompressionAgreement.negotiate(offers: head.headers["Sec-WebSocket-Extensions"], settings: settings)
         }
         return .success(HandshakeAcceptance(acceptValue: accept, subprotocol: chosen, compression: compression))
+    }
+
+    /// Whether `host` is a `Host` value this server accepts: `host [ ":" port ]` (RFC 9110 §7.2,
+    /// RFC 3986 §3.2.2-3.2.3), where host is a bracketed IPv6 literal (hex digits, `:` and `.`) or
+    /// a non-empty registered name or IPv4 address (unreserved characters, `%XX` escapes and
+    /// sub-delimiters), and port is at most 5 digits. Length is checked apart
+    /// (``maxHostLength``).
+    ///
+    /// - Parameter host: the header value as received.
+    /// - Returns: `true` when the value has that syntax.
+    public static func isValidHost(_ host: String) -> Bool {
+        let b = Array(host.utf8)
+        var i = 0
+        func isHex(_ c: UInt8) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)
+        }
+        if b.first == UInt8(ascii: "[") {
+            guard let close = b.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
+            guard b[1..<close].allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return false }
+            i = close + 1
+        } else {
+            let start = i
+            while i < b.count, b[i] != UInt8(ascii: ":") {
+                let c = b[i]
+                switch c {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"),
+                     UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                     UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+                    i += 1
+                case UInt8(ascii: "%"):
+                    guard i + 2 < b.count, isHex(b[i + 1]), isHex(b[i + 2]) else { return false }
+                    i += 3
+                default:
+                    return false
+                }
+            }
+            guard i > start else { return false }
+        }
+        if i == b.count { return true }
+        guard b[i] == UInt8(ascii: ":") else { return false }
+        let port = b[(i + 1)...]
+        return port.count <= 5 && port.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
     /// Whether `key` is a valid `Sec-WebSocket-Key`: the base64 encoding of exactly 16 bytes

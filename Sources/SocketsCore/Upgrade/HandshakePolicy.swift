@@ -5,10 +5,11 @@ import NIOConcurrencyHelpers
 /// The ``allowedOrigin`` pattern is compiled once, when a ``WebSocketRoute`` is created, not per
 /// handshake.
 public struct HandshakePolicy: Sendable {
-    /// A regular expression searched (not anchored) in the request's `Origin` header, like Go's
-    /// `regexp.MatchString`. `{{host}}` is replaced by the request's `Host`, escaped so that it
-    /// matches only itself (the reference inserts it raw, so host `a.b` let origin `http://aXb` in).
-    /// Default `"https?://{{host}}$"`: same-host pages only.
+    /// A regular expression that must match the request's whole `Origin` header: it is anchored
+    /// at both ends (the reference searches it, like Go's `regexp.MatchString`, so the default let
+    /// `http://evil.com/http://host` in). `{{host}}` is replaced by the request's `Host`, escaped
+    /// so that it matches only itself (the reference inserts it raw, so host `a.b` let origin
+    /// `http://aXb` in). Default `"https?://{{host}}$"`: same-host pages only.
     public var allowedOrigin: String
     /// The subprotocols this route speaks, in order of preference. The first one the client also
     /// offers is chosen and echoed in `Sec-WebSocket-Protocol`. Default: none.
@@ -53,11 +54,12 @@ public struct HandshakePolicy: Sendable {
 /// The origin check of a route (RFC 6455 §10.2), compiled once.
 ///
 /// The host is inserted escaped, so it matches only itself, and matching ignores case, since
-/// scheme and host names do. A pattern with one `{{host}}` outside any group, class or
+/// scheme and host names do. The pattern must match the whole origin (anchored at both ends). A
+/// pattern with one `{{host}}` outside any group, class or
 /// alternation (the default `https?://{{host}}$` among them) is compiled once as the regex before
 /// the host and the regex after it: a match is an occurrence of the host with the first ending
-/// right before it and the second starting right after it, which is what searching the whole
-/// pattern finds. Any other pattern with `{{host}}` is compiled per distinct host and the result
+/// right before it and the second ending the origin, which is what matching the whole pattern
+/// against the whole origin finds. Any other pattern with `{{host}}` is compiled per distinct host and the result
 /// kept (a bounded cache); a pattern without it is compiled once.
 ///
 /// `@unchecked Sendable`: `Regex` is an immutable value that the standard library does not mark
@@ -80,18 +82,18 @@ final class OriginMatcher: @unchecked Sendable {
         let pieces = pattern.split(separator: "{{host}}", omittingEmptySubsequences: false).map(String.init)
         if pieces.count == 1 {
             let regex = try Regex(pattern).ignoresCase()
-            _ = try? regex.firstMatch(in: "warm-up")
+            _ = try? regex.wholeMatch(in: "warm-up")
             form = .fixed(regex)
             return
         }
         // Always check the whole pattern compiles, with a sample host.
         _ = try Self.compile(pattern, host: "example.com:8080")
         if pieces.count == 2, Self.splittable(before: pieces[0], after: pieces[1]),
-           let before = try? Regex("(?:" + pieces[0] + ")$").ignoresCase(),
-           let after = try? Regex("^(?:" + pieces[1] + ")").ignoresCase() {
+           let before = try? Regex("(?:" + pieces[0] + ")").ignoresCase(),
+           let after = try? Regex("(?:" + pieces[1] + ")").ignoresCase() {
             form = .split(before: before, after: after)
-            _ = try? before.firstMatch(in: "warm-up")
-            _ = try? after.prefixMatch(in: "warm-up")
+            _ = try? before.wholeMatch(in: "warm-up")
+            _ = try? after.wholeMatch(in: "warm-up")
         } else {
             form = .perHost
         }
@@ -101,14 +103,14 @@ final class OriginMatcher: @unchecked Sendable {
     func allows(origin: String, host: String) -> Bool {
         switch form {
         case .fixed(let regex):
-            return (try? regex.firstMatch(in: origin)) != nil
+            return (try? regex.wholeMatch(in: origin)) != nil
         case .split(let before, let after):
             let o = Array(origin.utf8), h = Array(host.utf8).map(Self.lower)
             guard !h.isEmpty, h.count <= o.count else { return false }
             for start in 0...(o.count - h.count) where (0..<h.count).allSatisfy({ Self.lower(o[start + $0]) == h[$0] }) {
                 let head = String(decoding: o[..<start], as: UTF8.self)
                 let tail = String(decoding: o[(start + h.count)...], as: UTF8.self)
-                if (try? before.firstMatch(in: head)) != nil, (try? after.prefixMatch(in: tail)) != nil { return true }
+                if (try? before.wholeMatch(in: head)) != nil, (try? after.wholeMatch(in: tail)) != nil { return true }
             }
             return false
         case .perHost:
@@ -122,7 +124,7 @@ final class OriginMatcher: @unchecked Sendable {
                 return r
             }()
             guard let regex else { return false }
-            return (try? regex.firstMatch(in: origin)) != nil
+            return (try? regex.wholeMatch(in: origin)) != nil
         }
     }
 
