@@ -27,8 +27,12 @@ public final class App: Sendable {
     ///   - shutdownTimeout: how long a graceful shutdown waits for close handshakes and socket
     ///     handlers before closing what is left. Default `nil`: 1 s more than the longest
     ///     `closeTimeout` of the open sockets.
-    public init(logger: Logger = Logger(label: "sockets.app"), maxBodySize: Int = 1 << 20, shutdownTimeout: Duration? = nil) {
-        core = AppCore(logger: logger, maxBodySize: maxBodySize, shutdownTimeout: shutdownTimeout)
+    ///   - http: the HTTP connections' timeouts and head limits (``HTTPOptions``; defaults 60 s
+    ///     idle, 10 s for a request head, 8 KiB request line, 16 KiB head). Checked when the app
+    ///     starts.
+    public init(logger: Logger = Logger(label: "sockets.app"), maxBodySize: Int = 1 << 20, shutdownTimeout: Duration? = nil,
+                http: HTTPOptions = HTTPOptions()) {
+        core = AppCore(logger: logger, maxBodySize: maxBodySize, shutdownTimeout: shutdownTimeout, http: http)
     }
 
     /// Adds middleware that runs around every route, in the order added: around HTTP handlers,
@@ -147,7 +151,8 @@ public final class App: Sendable {
     /// Starts serving on `host:port` (port 0 picks a free one) and returns at once.
     ///
     /// - Returns: the running server: its port, and `shutdown()`.
-    /// - Throws: ``RouteError`` when two routes conflict; the bind error.
+    /// - Throws: ``OptionsError`` for invalid ``HTTPOptions``; ``RouteError`` when two routes
+    ///   conflict; the bind error.
     public func start(host: String = "127.0.0.1", port: Int = 3000) async throws -> RunningApp {
         try await core.start(host: host, port: port)
     }
@@ -172,7 +177,7 @@ public final class App: Sendable {
     ///   - host: the address to bind.
     ///   - port: the port (0 picks a free one).
     ///   - onListening: called with the port once the server listens.
-    /// - Throws: the bind error, or ``RouteError`` when two routes conflict.
+    /// - Throws: the bind error, ``OptionsError`` for invalid ``HTTPOptions``, or ``RouteError`` when two routes conflict.
     public func run(host: String = "127.0.0.1", port: Int = 3000,
                     onListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) async throws {
         try await AppService.runGroup(service(host: host, port: port, onListening: onListening), logger: core.logger)

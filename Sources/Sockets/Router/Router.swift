@@ -39,6 +39,8 @@ public struct Response: Sendable {
     /// Set by a socket route's end of chain when the handshake was accepted: the upgrade goes on
     /// with this acceptance (the response is then a 101 that only middleware sees).
     var upgrade: HandshakeAcceptance? = nil
+    /// With ``upgrade``: the route the HTTP handler installs the socket with.
+    var upgradeRoute: WebSocketRoute? = nil
 
     /// Creates a response.
     public init(status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {

@@ -25,11 +25,13 @@ final class AppCore: Sendable {
     let logger: Logger
     let maxBodySize: Int
     let shutdownTimeout: Duration?
+    let http: HTTPOptions
 
-    init(logger: Logger, maxBodySize: Int, shutdownTimeout: Duration?) {
+    init(logger: Logger, maxBodySize: Int, shutdownTimeout: Duration?, http: HTTPOptions) {
         self.logger = logger
         self.maxBodySize = maxBodySize
         self.shutdownTimeout = shutdownTimeout
+        self.http = http
     }
 
     func add(_ route: Route) {
@@ -55,24 +57,35 @@ final class AppCore: Sendable {
     // MARK: Serving
 
     func start(host: String, port: Int) async throws -> RunningApp {
+        try http.validate()
         _ = try routing() // a conflict between routes is found now, not on the first request
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        // Enforced while the head is parsed: no more than this is buffered (431 when over).
+        let limits = { [http] in
+            var l = NIOHTTPDecoderLimitConfiguration()
+            l.maxHeaderFieldSize = http.maxHeadSize
+            l.maxHeaderListSize = http.maxHeadSize
+            return l
+        }()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = WebSocketUpgrader(resolve: { [self] ch, head in resolveUpgrade(channel: ch, head: head) })
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            if let http = try? context.pipeline.syncOperations.context(name: HTTPHandler.name) {
-                                context.pipeline.syncOperations.removeHandler(context: http, promise: nil)
-                            }
-                        }),
-                        withErrorHandling: true
-                    )
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(core: self), name: HTTPHandler.name)
+                    // Our own HTTP/1 pipeline rather than configureHTTPServerPipeline: the HTTP
+                    // handler upgrades on any request (NIO's upgrade handler only on the first),
+                    // answers parse errors itself (431, 505, 400 with a reason) and keeps the
+                    // timers; the decoder keeps the bytes after an upgrade request for the
+                    // WebSocket handler.
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(HTTPBytesWatcher(), name: HTTPBytesWatcher.name)
+                    try pipeline.addHandler(HTTPResponseEncoder(), name: HTTPHandler.encoderName)
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes,
+                                                                                    informationalResponseStrategy: .drop,
+                                                                                    limitConfiguration: limits)),
+                                            name: HTTPHandler.decoderName)
+                    try pipeline.addHandler(HTTPHandler(core: self, options: http), name: HTTPHandler.name)
                     let id = ObjectIdentifier(channel)
                     state.withLockedValue { $0.httpChannels[id] = channel }
                     channel.closeFuture.whenComplete { [self] _ in _ = state.withLockedValue { $0.httpChannels.removeValue(forKey: id) } }
@@ -128,34 +141,6 @@ final class AppCore: Sendable {
 
     // MARK: Routing
 
-    /// Decides an upgrade request, once: the route (from the trie), then the middleware and the
-    /// route's handlers before the socket middleware, then the handshake check. The upgrade goes
-    /// on with the acceptance; any other answer (a handler's 401, a refusal's 403, 503 while
-    /// shutting down) fails it with ``UpgradeAnswered`` and the HTTP handler writes it.
-    func resolveUpgrade(channel: any Channel, head: HTTPRequestHead) -> EventLoopFuture<(WebSocketRoute, HandshakeAcceptance)?> {
-        let routing: (RouterTrie, [Middleware])
-        do { routing = try self.routing() } catch { return channel.eventLoop.makeFailedFuture(error) }
-        guard case .found(let route, let params) = routing.0.match(method: head.method, path: RequestTarget.path(of: head.uri)),
-              case .socket(_, let endpoint) = route.target else {
-            return channel.eventLoop.makeSucceededFuture(nil)
-        }
-        if state.withLockedValue({ $0.shuttingDown }) {
-            return channel.eventLoop.makeFailedFuture(UpgradeAnswered(response: .text("503 server shutting down\n", status: .serviceUnavailable)))
-        }
-        let request = Request(head: head, params: params, remoteAddress: channel.remoteAddress)
-        let promise = channel.eventLoop.makePromise(of: (WebSocketRoute, HandshakeAcceptance)?.self)
-        promise.completeWithTask { [self] in
-            let response = await run(request, through: routing.1, to: route.target)
-            guard let acceptance = response.upgrade else { throw UpgradeAnswered(response: response) }
-            return (endpoint.route.with { [self] channel, head, acceptance in
-                let socketRequest = SocketRequest(head: head, params: params, remoteAddress: channel.remoteAddress,
-                                                  subprotocol: acceptance.subprotocol)
-                if let work = try endpoint.start(channel, socketRequest) { register(channel, work: work) }
-            }, acceptance)
-        }
-        return promise.futureResult
-    }
-
     private func register(_ channel: any Channel, work: @escaping @Sendable () async -> Void) {
         let id = ObjectIdentifier(channel)
         // Registered before the task can finish, so the removal below always finds it.
@@ -187,11 +172,23 @@ final class AppCore: Sendable {
         case .found(let route, let params):
             var request = request
             request.params = params
-            let response = await run(request, through: routing.1, to: route.target)
-            // A socket route reached without an upgrade (no Upgrade header, or not the
-            // connection's first request) whose handshake would pass.
-            return response.upgrade == nil ? response
-                : .text("WebSocket upgrade must be the first request on a connection\n", status: .badRequest)
+            guard case .socket(_, let endpoint) = route.target else {
+                return await run(request, through: routing.1, to: route.target)
+            }
+            if state.withLockedValue({ $0.shuttingDown }) {
+                return .text("503 server shutting down\n", status: .serviceUnavailable)
+            }
+            var response = await run(request, through: routing.1, to: route.target)
+            // An accepted handshake (on any request of the connection): the HTTP handler writes
+            // the 101 and installs the socket, which this route then registers and starts.
+            if response.upgrade != nil {
+                response.upgradeRoute = endpoint.route.with { [self] channel, head, acceptance in
+                    let socketRequest = SocketRequest(head: head, params: params, remoteAddress: channel.remoteAddress,
+                                                      subprotocol: acceptance.subprotocol)
+                    if let work = try endpoint.start(channel, socketRequest) { register(channel, work: work) }
+                }
+            }
+            return response
         }
     }
 

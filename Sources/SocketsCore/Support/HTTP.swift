@@ -16,9 +16,19 @@ package enum HTTPToken {
 
 /// The one place a request target is split into path and query.
 package enum RequestTarget {
-    /// The path of an origin-form target (`/a/b?x=1` → `/a/b`).
+    /// The path of a request target without its query: origin-form (`/a/b?x=1` → `/a/b`) or
+    /// absolute-form (RFC 9112 §3.2.2: `http://host:8080/a/b?x=1` → `/a/b`, and `http://host` →
+    /// `/`). Scheme names are case-insensitive (RFC 3986 §3.1).
     package static func path(of uri: String) -> Substring {
-        uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        var target = Substring(uri)
+        if let first = target.utf8.first, first != UInt8(ascii: "/"), let schemeEnd = target.firstRange(of: "://"),
+           target[..<schemeEnd.lowerBound].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) {
+            let authorityAndPath = target[schemeEnd.upperBound...]
+            let pathStart = authorityAndPath.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? authorityAndPath.endIndex
+            target = authorityAndPath[pathStart...]
+            if target.first != "/" { return "/" }
+        }
+        return target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
     }
 }
 

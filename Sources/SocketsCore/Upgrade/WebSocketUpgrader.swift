@@ -138,14 +138,23 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             return context.eventLoop.makeFailedFuture(NoRoute())
         }
         do {
-            let handler = try WebSocketHandler(configuration: route.configuration, compression: acceptance.compression, behavior: route.behavior)
-            try context.pipeline.syncOperations.addHandler(handler)
-            try route.onUpgrade(channel, upgradeRequest, acceptance)
-            route.configuration.log(.info, "websocket connected: \(upgradeRequest.uri)", metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            try Self.install(route, acceptance: acceptance, request: upgradeRequest, on: channel)
             return context.eventLoop.makeSucceededVoidFuture()
         } catch {
             return context.eventLoop.makeFailedFuture(error)
         }
+    }
+
+    /// The upgrade proper, once the 101 is written: adds a ``WebSocketHandler`` at the end of the
+    /// channel's pipeline and hands the channel to the route. Shared with servers that perform the
+    /// upgrade themselves (the app's HTTP handler upgrades on any request of a connection). Call
+    /// it on the channel's event loop.
+    package static func install(_ route: WebSocketRoute, acceptance: HandshakeAcceptance, request: HTTPRequestHead,
+                                on channel: any Channel) throws {
+        let handler = try WebSocketHandler(configuration: route.configuration, compression: acceptance.compression, behavior: route.behavior)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try route.onUpgrade(channel, request, acceptance)
+        route.configuration.log(.info, "websocket connected: \(request.uri)", metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
     }
 
     /// Handshakes evaluated and answered, waiting for `upgrade`, by channel (an upgrader may be
