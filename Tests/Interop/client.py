@@ -450,6 +450,79 @@ async def scenario_many(args):
     }
 
 
+async def scenario_reset_storm(args):
+    """--clients connections, in batches of 100 at a time: each completes the handshake, sends
+    the first 10 payload bytes of a 1000-byte text frame and is reset (SO_LINGER 0, so the
+    server sees RST, not FIN). Meanwhile 10 websockets clients echo one message every 10 ms
+    until the storm is over. Reports the handshake statuses, errors and each echo client's
+    counts."""
+    parts = urlsplit(args.url)
+    host, port, netloc = parts.hostname, parts.port, parts.netloc
+    path = parts.path or "/"
+    stop = asyncio.Event()
+
+    async def echoer(i):
+        sent, ok, bad = 0, 0, []
+        async with await ws_connect(args.url, ping_interval=None) as ws:
+            while not stop.is_set():
+                msg = f"echo {i} {sent}"
+                await ws.send(msg)
+                sent += 1
+                reply = await asyncio.wait_for(ws.recv(), STEP)
+                if reply == msg:
+                    ok += 1
+                else:
+                    bad.append(reply)
+                await asyncio.sleep(0.01)
+            await ws.close(1000)
+        return {"sent": sent, "ok": ok, "bad": bad[:5]}
+
+    partial = build_frame(OP_TEXT, b"x" * 1000)[:2 + 2 + 4 + 10]  # header (16-bit length), mask, 10 bytes
+
+    async def one_reset():
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), STEP)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            request = (f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://{netloc}\r\n\r\n")
+            writer.write(request.encode("latin-1"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), STEP)
+            status = int(head.split(b" ", 2)[1])
+            writer.write(partial)
+            await writer.drain()
+            return status
+        finally:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+    start = time.monotonic()
+    echo_tasks = [asyncio.create_task(echoer(i)) for i in range(10)]
+    await asyncio.sleep(0.2)
+    statuses, errors = {}, []
+    done = 0
+    while done < args.clients:
+        batch = min(100, args.clients - done)
+        results = await asyncio.gather(*(one_reset() for _ in range(batch)), return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception):
+                errors.append(f"{type(r).__name__}: {r}")
+            else:
+                statuses[str(r)] = statuses.get(str(r), 0) + 1
+        done += batch
+    storm_seconds = round(time.monotonic() - start, 3)
+    stop.set()
+    echo = await asyncio.gather(*echo_tasks, return_exceptions=True)
+    return {
+        "statuses": statuses,
+        "errors": errors[:10],
+        "error_count": len(errors),
+        "storm_seconds": storm_seconds,
+        "echo": [e if isinstance(e, dict) else {"error": f"{type(e).__name__}: {e}"} for e in echo],
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Scenarios with the raw client.
 
@@ -541,17 +614,26 @@ def scenario_keepalive_upgrade(args):
     conn = RawConnection(args.url)
     try:
         out = {}
-        conn.send_request(headers=[("Host", conn.netloc)], target=args.first_path)
+        if args.together:
+            # Both requests and the first frame in one write: the upgrade request is pipelined
+            # behind the plain one, and the frame follows its head in the same segment.
+            first_req = f"GET {args.first_path} HTTP/1.1\r\nHost: {conn.netloc}\r\n\r\n"
+            lines = [f"GET {conn.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in conn.default_headers()] + ["", ""]
+            conn.sock.sendall(first_req.encode("latin-1") + "\r\n".join(lines).encode("latin-1")
+                              + build_frame(OP_TEXT, b"after keep-alive"))
+        else:
+            conn.send_request(headers=[("Host", conn.netloc)], target=args.first_path)
         first = conn.read_response(read_body=True)
         out["first_status"] = first["status"]
         out["first_body"] = first["body"]
         out["first_connection"] = first["headers"].get("connection", [])
-        hs = conn.handshake()
+        hs = conn.read_response(read_body=False) if args.together else conn.handshake()
         out["handshake_status"] = hs["status"]
         out["handshake_headers"] = hs["headers"]
         if hs["status"] != 101:
             return out
-        conn.sock.sendall(build_frame(OP_TEXT, b"after keep-alive"))
+        if not args.together:
+            conn.sock.sendall(build_frame(OP_TEXT, b"after keep-alive"))
         f = conn.read_frame(time.monotonic() + STEP)
         out["echoed"] = {"opcode": f[1], "payload": f[2].decode("utf-8", "replace")} if f is not None else None
         conn.sock.sendall(build_frame(OP_CLOSE, struct.pack("!H", 1000)))
@@ -873,6 +955,7 @@ def scenario_no_read(args):
 # ---------------------------------------------------------------------------------------------
 
 ASYNC = {
+    "reset_storm": scenario_reset_storm,
     "pmd_ws": scenario_pmd_ws,
     "echo": scenario_echo,
     "client_close": scenario_client_close,
@@ -920,6 +1003,7 @@ def main():
     parser.add_argument("--version", default="HTTP/1.1")
     parser.add_argument("--await-eof", type=float, metavar="SECONDS")
     parser.add_argument("--first-path", default="/plain")
+    parser.add_argument("--together", action="store_true", help="keepalive_upgrade: everything in one write")
     parser.add_argument("--mode", choices=["idle", "partial", "trickle"], default="idle")
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--frame-size", type=int, default=65536)
@@ -931,7 +1015,7 @@ def main():
     out = {"scenario": args.scenario, "websockets_version": websockets.__version__}
     try:
         if args.scenario in ASYNC:
-            result = asyncio.run(asyncio.wait_for(ASYNC[args.scenario](args), 30))
+            result = asyncio.run(asyncio.wait_for(ASYNC[args.scenario](args), max(30, args.limit_seconds)))
         else:
             result = SYNC[args.scenario](args)
         out.update(result)
