@@ -112,7 +112,7 @@ extension InteropTests {
 
     /// A malformed request (a space in a header name) is answered 400 with a one-line reason and
     /// the connection closed (this server answers parse errors itself, not NIO's error handler,
-    /// whose 400 has no body).
+    /// whose 400 has no body); an HTTP/2.0 request line is answered 505.
     @Test func malformedRequestIsAnswered400WithAReason() async throws {
         try await withHTTPApp { port in
             let r = try await InteropClient.run("http", "ws://127.0.0.1:\(port)/plain", ["--plain", "--set", "Bad Header: x", "--await-eof", "5"])
@@ -121,6 +121,11 @@ extension InteropTests {
             #expect(body.hasPrefix("400 malformed HTTP request (") && body.hasSuffix(")\n") && body.filter { $0 == "\n" }.count == 1, "\(r)")
             #expect(r["headers"]["connection"].array.compactMap(\.string) == ["close"], "\(r)")
             #expect(r["closed_after"].bool == true, "\(r)")
+            // A request line naming HTTP/2.0 (NIO's decoder speaks HTTP/1.x only): 505.
+            let v2 = try await InteropClient.run("http", "ws://127.0.0.1:\(port)/plain", ["--plain", "--version", "HTTP/2.0", "--await-eof", "5"])
+            #expect(v2["status"].int == 505, "\(v2)")
+            #expect(v2["body"].string == "505 HTTP version not supported: this server speaks HTTP/1.x\n", "\(v2)")
+            #expect(v2["closed_after"].bool == true, "\(v2)")
             try await expectStillServing(port)
         }
     }
