@@ -217,6 +217,19 @@ extension InteropTests {
         }
     }
 
+    /// Without a request-head timeout, the idle timeout bounds a head that stops arriving: 408
+    /// with its own reason, then closed.
+    @Test func idleTimeoutBoundsAStalledHeadWithoutAHeadTimeout() async throws {
+        try await withHTTPApp(HTTPOptions(idleTimeout: .seconds(1), requestHeadTimeout: nil)) { port in
+            let partial = try await InteropClient.run("slow", "ws://127.0.0.1:\(port)/plain", ["--mode", "partial", "--limit-seconds", "8"])
+            #expect(partial["status"].int == 408, "\(partial)")
+            #expect(partial["body"].string == "408 request head stalled for 1 s\n", "\(partial)")
+            #expect(partial["closed"].bool == true, "\(partial)")
+            #expect((0.8...5).contains(partial["elapsed"].double ?? -1), "\(partial)")
+            try await expectStillServing(port)
+        }
+    }
+
     /// The defaults of ``HTTPOptions`` (documented in the README) and its validation.
     @Test func httpOptionsDefaultsAndValidation() async throws {
         let o = HTTPOptions()

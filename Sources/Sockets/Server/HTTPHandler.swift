@@ -86,21 +86,26 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch phase {
         case .waiting:
-            // The first bytes of a request: from now on its head has requestHeadTimeout to arrive.
+            // The first bytes of a request: from now on its head has requestHeadTimeout to arrive
+            // (without one, the idle timer goes on, restarted by each read).
             phase = .head
+            guard let timeout = options.requestHeadTimeout else {
+                startIdleTimer(context: context)
+                return
+            }
             idleTimer?.cancel()
             idleTimer = nil
-            if let timeout = options.requestHeadTimeout {
-                headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout.saturatingTimeAmount) { [self] in
-                    headTimer = nil
-                    guard phase == .head, !finished else { return }
-                    refuse(context: context, version: .http1_1, .requestTimeout,
-                           "request head not received within \(Self.describe(timeout))")
-                }
+            headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout.saturatingTimeAmount) { [self] in
+                headTimer = nil
+                guard phase == .head, !finished else { return }
+                refuse(context: context, version: .http1_1, .requestTimeout,
+                       "request head not received within \(Self.describe(timeout))")
             }
         case .body:
             startIdleTimer(context: context)
-        case .head, .answering:
+        case .head:
+            if options.requestHeadTimeout == nil { startIdleTimer(context: context) }
+        case .answering:
             break
         }
     }
@@ -120,7 +125,10 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .body:
                 refuse(context: context, version: head?.version ?? .http1_1, .requestTimeout,
                        "request body stalled for \(Self.describe(timeout))")
-            case .head, .answering:
+            case .head:
+                // Only without a request-head timeout: the head stopped arriving.
+                refuse(context: context, version: .http1_1, .requestTimeout, "request head stalled for \(Self.describe(timeout))")
+            case .answering:
                 break
             }
         }

@@ -12,13 +12,13 @@ public struct HTTPOptions: Sendable, Equatable {
     /// How long a connection may stay open with no request in progress (between requests, or
     /// before the first) or with a request body that stopped arriving, before the server closes
     /// it. Default 60 s, as common servers do for keep-alive connections; `nil` never closes an
-    /// idle connection. An idle connection is closed without an answer; a stalled body gets
-    /// 408 first.
+    /// idle connection. An idle connection is closed without an answer; a stalled body (or, with
+    /// no ``requestHeadTimeout``, a stalled head) gets 408 first.
     public var idleTimeout: Duration?
     /// How long a client may take from the first byte of a request to the end of its head
     /// (request line and headers) before the server answers 408 and closes. Default 10 s: enough
     /// for any real client on a slow link, and it ends a slowloris client that trickles its head.
-    /// `nil` disables it.
+    /// `nil` disables it (the idle timeout then bounds each pause in the head instead).
     public var requestHeadTimeout: Duration?
     /// The longest request line accepted (method, target and version, with their two spaces), in
     /// bytes; a longer one is answered 414 and the connection closed. Default 8 KiB, the limit
