@@ -6,7 +6,8 @@
 #   make example              build and run examples/c/parse_frames against build/libcws.a
 #   make check-install        install into build/stage, build the example with pkg-config (shared
 #                             and static) and run both
-#   make test                 Tests/C/test_engine, plain -O2 build (guard pages, no sanitizer)
+#   make test                 Tests/C/test_*.c (one binary, build/test/test_engine), plain -O2 build
+#                             (guard pages, no sanitizer)
 #   make test-sanitize        the same with AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
 #   make check-symbols        fail on any exported symbol without the cws_ prefix
 #   make fuzz                 libFuzzer targets into Fuzz/bin/ (needs clang with compiler-rt)
@@ -38,7 +39,10 @@ FUZZ_BIN := Fuzz/bin
 SRC     := $(sort $(wildcard Sources/CWebSocket/*.c Sources/CWebSocket/kernels/*.c))
 HDR     := include/cws.h include/cws_testing.h $(wildcard Sources/CWebSocket/*.h Sources/CWebSocket/kernels/*.h)
 OBJ     := $(patsubst Sources/CWebSocket/%.c,$(BUILD)/obj/%.o,$(SRC))
-TESTHDR := Tests/C/cws_test_ref.h
+TESTHDR := Tests/C/cws_test_ref.h Tests/C/test_harness.h
+# The C tests, one file per engine module (frame, conn, mask, utf8, deflate, extension, handshake),
+# the shared harness and main: one binary runs them all.
+TESTSRC := $(sort $(wildcard Tests/C/test_*.c))
 
 # zlib is linked only once an engine file uses it (permessage-deflate), as Benchmarks/run-c.sh does.
 ZLIB := $(if $(shell grep -ls 'zlib\.h' $(SRC) Sources/CWebSocket/*.h 2>/dev/null),-lz,)
@@ -131,15 +135,15 @@ check-install:
 
 TEST_DEFS := -DCWS_VECTOR_DIR='"$(CURDIR)/Tests/Vectors"'
 
-$(BUILD)/test/test_engine: Tests/C/test_engine.c $(TESTHDR) $(HDR) $(BUILD)/libcws.a
+$(BUILD)/test/test_engine: $(TESTSRC) $(TESTHDR) $(HDR) $(BUILD)/libcws.a
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra $(CFLAGS) -Iinclude -ITests/C $(TEST_DEFS) $< $(BUILD)/libcws.a $(ZLIB) -o $@
+	$(CC) -std=c11 -Wall -Wextra $(CFLAGS) -Iinclude -ITests/C $(TEST_DEFS) $(TESTSRC) $(BUILD)/libcws.a $(ZLIB) -o $@
 
 # The sanitizer build compiles the engine sources itself, so the library code is instrumented too.
-$(BUILD)/test/test_engine_san: Tests/C/test_engine.c $(TESTHDR) $(SRC) $(HDR)
+$(BUILD)/test/test_engine_san: $(TESTSRC) $(TESTHDR) $(SRC) $(HDR)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -Wall -Wextra $(SAN_FLAGS) $(LLD) -Iinclude -ISources/CWebSocket -ITests/C $(TEST_DEFS) \
-	    $< $(SRC) $(ZLIB) -o $@
+	    $(TESTSRC) $(SRC) $(ZLIB) -o $@
 
 test: $(BUILD)/test/test_engine
 	$(BUILD)/test/test_engine
