@@ -274,7 +274,10 @@ typedef struct cws_config {
      * CWS_ERR_MESSAGE_TOO_BIG (1009) on the frame header that would pass the limit, before any
      * byte past it is stored. Default 65536 (the reference's MaxMessageSize). */
     uint64_t max_message_size;
-    /* Largest single frame payload accepted (CWS_ERR_FRAME_TOO_BIG, 1009). Default 65536. */
+    /* Largest single frame payload accepted (CWS_ERR_FRAME_TOO_BIG, 1009). Default 65536. A frame
+     * of a compressed message (permessage-deflate) carries compressed bytes and may be
+     * max_frame_size + max_frame_size / 8 + 64, so incompressible data that fits the limit
+     * uncompressed is never refused for the few bytes deflate adds. */
     uint64_t max_frame_size;
     /* RSV bits a negotiated extension allows on data frames (CWS_RSV1 for permessage-deflate).
      * Default 0: any RSV bit is CWS_ERR_RESERVED_BITS. */

@@ -72,6 +72,7 @@ struct cws_conn {
     uint8_t msg_inflate;   /* the current message is compressed */
     uint8_t msg_text_out;  /* validate the inflated bytes as UTF-8 */
     uint64_t max_wire;     /* compressed bytes allowed per message (see cws.h) */
+    uint64_t max_frame_wire; /* compressed bytes allowed per frame of a compressed message */
     cws__inflater *zin;    /* created on the first compressed message */
 };
 
@@ -88,6 +89,12 @@ void cws_config_init(cws_config *cfg, cws_role role) {
     cfg->allowed_rsv = 0;
     cfg->allocator = NULL;
     cfg->pmd = NULL;
+}
+
+/* n plus deflate's worst-case expansion (see max_wire), saturated. */
+static uint64_t cws__with_deflate_slack(uint64_t n) {
+    const uint64_t slack = (n >> 3) + 64;
+    return n > UINT64_MAX - slack ? UINT64_MAX : n + slack;
 }
 
 int cws_conn_new(const cws_config *cfg, cws_conn **out) {
@@ -121,9 +128,12 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
         c->pmd_bits = server ? p->client_max_window_bits : p->server_max_window_bits;
         c->pmd_reset = (server ? p->client_no_context_takeover : p->server_no_context_takeover) ? 1 : 0;
         /* Deflate's worst expansion is a few percent (5 bytes per stored block of >= 127 bytes at
-         * memLevel 1); an eighth plus 64 bytes is above it for any sender setting. */
-        uint64_t m = c->max_message, slack = (m >> 3) + 64;
-        c->max_wire = m > UINT64_MAX - slack ? UINT64_MAX : m + slack;
+         * memLevel 1); an eighth plus 64 bytes is above it for any sender setting. Both limits
+         * count compressed bytes with that slack, so neither refuses a message whose inflated
+         * size is within max_message_size (incompressible data grows a little); the inflated
+         * size itself is checked against max_message_size as it comes out. */
+        c->max_wire = cws__with_deflate_slack(c->max_message);
+        c->max_frame_wire = cws__with_deflate_slack(c->max_frame);
     }
     *out = c;
     return CWS_OK;
@@ -206,7 +216,11 @@ static int cws__begin_frame(cws_conn *c) {
          * RSV bits for them (RFC 7692 §6: RSV1 only on data frames). */
         return h->rsv ? CWS_ERR_RESERVED_BITS : CWS_OK;
     }
-    if (plen > c->max_frame) return CWS_ERR_FRAME_TOO_BIG;
+    /* A frame of a compressed message carries compressed bytes: its limit has deflate's slack. */
+    const bool compressed = h->opcode == CWS_OP_CONTINUATION
+                                ? c->flags.f.msg_open && c->msg_inflate
+                                : c->pmd_on && (h->rsv & CWS_RSV1);
+    if (plen > (compressed ? c->max_frame_wire : c->max_frame)) return CWS_ERR_FRAME_TOO_BIG;
     if (h->opcode == CWS_OP_CONTINUATION) {
         if (!c->flags.f.msg_open) return CWS_ERR_UNEXPECTED_CONTINUATION;
         /* RFC 7692 §6.1: RSV1 marks the first frame of a compressed message only; no other
@@ -219,7 +233,7 @@ static int cws__begin_frame(cws_conn *c) {
         return CWS_OK;
     }
     if (c->flags.f.msg_open) return CWS_ERR_EXPECTED_CONTINUATION;
-    const bool inflate = c->pmd_on && (h->rsv & CWS_RSV1);
+    const bool inflate = compressed;
     if (plen > (inflate ? c->max_wire : c->max_message)) return CWS_ERR_MESSAGE_TOO_BIG;
     if (inflate && c->zin == NULL) {
         /* Created lazily: a connection that never receives a compressed message never pays. */

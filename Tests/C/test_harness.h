@@ -121,5 +121,6 @@ void conn_tests(void);
 void mask_tests(void);
 void utf8_tests(void);
 void handshake_tests(void);
+void deflate_tests(void);
 
 #endif /* CWS_TEST_HARNESS_H */
