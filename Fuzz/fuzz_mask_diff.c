@@ -7,8 +7,11 @@
  * and for a two-call run with the phase carried: the result equals ref_mask, the returned phase is
  * (phase + len) & 3, and the bytes before the buffer (canaries) are untouched. The buffer ends
  * exactly at the end of its heap block, so ASan sees any access past it.
+ * The same holds for cws_mask with every kernel forced (cws_force_kernel), and for the table the
+ * dispatcher would pick on a CPU with fewer features than this one (e.g. x86-64 without SSSE3).
  */
 #include "fuzz_common.h"
+#include "cws_kernels.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,6 +60,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(cws_mask_with(kern, second, n - cut, key, ph) == next);
         FUZZ_ASSERT(memcmp(second, payload + cut, n - cut) == 0);
         free(second);
+    }
+    /* cws_mask behind every forced kernel: available ones are accepted, the rest refused */
+    for (size_t k = 0; k < FUZZ_NKERNELS; k++) {
+        const cws_kernel kern = fuzz_kernels[k];
+        const bool ok = cws_mask_kernel_available(kern) && cws_utf8_kernel_available(kern);
+        FUZZ_ASSERT((cws_force_kernel(kern) == CWS_OK) == ok);
+        if (n) memcpy(buf, payload, n);
+        FUZZ_ASSERT(cws_mask(buf, n, key, phase) == next);
+        FUZZ_ASSERT(n == 0 || memcmp(buf, want, n) == 0);
+    }
+    FUZZ_ASSERT(cws_force_kernel(CWS_KERNEL_AUTO) == CWS_OK);
+    /* the tables of CPUs with a subset of this one's features */
+    const uint32_t have = cws__cpu_features();
+    const uint32_t subsets[3] = {0, have & ~(uint32_t)CWS__CPU_AVX2, have};
+    for (size_t i = 0; i < 3 && n; i++) {
+        memcpy(buf, payload, n);
+        cws__kernels_for_cpu(subsets[i])->mask(buf, n, cws__key_at(key, phase));
+        FUZZ_ASSERT(memcmp(buf, want, n) == 0);
     }
     free(block);
     free(want);

@@ -14,8 +14,11 @@
  *   - fused: the masked text through cws_unmask_utf8_stream_with, same cuts, phase carried: same
  *     verdicts, and on success the buffer holds the unmasked text.
  * Each piece is an exactly sized heap copy at the chosen alignment.
+ * Also: cws_utf8_validate with every kernel forced (cws_force_kernel), and the validate and fused
+ * functions of the table the dispatcher would pick on a CPU with fewer features than this one.
  */
 #include "fuzz_common.h"
+#include "cws_kernels.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -113,6 +116,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_ASSERT((cws_utf8_stream_finish(&s) == CWS_OK) == whole);
         }
         free(out);
+    }
+    uint8_t *buf = block + align;
+    for (size_t k = 0; k < FUZZ_NKERNELS; k++) {
+        const cws_kernel kern = fuzz_kernels[k];
+        const bool ok = cws_mask_kernel_available(kern) && cws_utf8_kernel_available(kern);
+        FUZZ_ASSERT((cws_force_kernel(kern) == CWS_OK) == ok);
+        if (n) memcpy(buf, text, n);
+        FUZZ_ASSERT((cws_utf8_validate(buf, n) == CWS_OK) == whole);
+    }
+    FUZZ_ASSERT(cws_force_kernel(CWS_KERNEL_AUTO) == CWS_OK);
+    const uint32_t have = cws__cpu_features();
+    const uint32_t subsets[3] = {0, have & ~(uint32_t)CWS__CPU_AVX2, have};
+    for (size_t i = 0; i < 3; i++) {
+        const cws__kernel_ops *t = cws__kernels_for_cpu(subsets[i]);
+        if (n) memcpy(buf, text, n);
+        FUZZ_ASSERT((t->validate(buf, n) == CWS_OK) == whole);
+        if (n) memcpy(buf, masked, n);
+        const int st = t->unmask_validate(buf, n, cws__key_at(key, phase));
+        FUZZ_ASSERT((st == CWS_OK) == whole);
+        if (st == CWS_OK) FUZZ_ASSERT(n == 0 || memcmp(buf, text, n) == 0);
     }
     free(block);
     free(masked);

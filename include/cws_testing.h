@@ -55,7 +55,8 @@ cws_kernel cws_utf8_kernel_selected(void);
  * starts threads: calls racing with it see either table, both correct. */
 CWS_NODISCARD int cws_force_kernel(cws_kernel k);
 
-/* cws_mask with one named kernel, and no zero-key shortcut. AUTO is cws_mask; an unavailable or
+/* cws_mask with one named kernel, and no zero-key shortcut. AUTO is cws_mask's choice by length
+ * (still without the shortcut); an unavailable or
  * unknown kernel falls back to the reference. */
 uint32_t cws_mask_with(cws_kernel k, void *buf, size_t len, const void *key, uint32_t phase);
 

@@ -36,28 +36,29 @@ static const cws__kernel_ops cws__kernel_sse2_word = {CWS_KERNEL_SSE, CWS_KERNEL
                                                       cws__utf8_word, cws__unmask_utf8_sse2_word};
 #endif
 
-/* The CPU's best table. */
-static const cws__kernel_ops *cws__kernels_best(void) {
+/* The best table for a CPU with `features` (CWS__CPU_*). A pure function of its argument, so the
+ * fuzzers can run the table of a CPU they are not running on (x86-64 without SSSE3/SSE4.1). */
+const cws__kernel_ops *cws__kernels_for_cpu(uint32_t features) {
 #if CWS_X86_64
-    const uint32_t f = cws__cpu_features();
-    if (f & CWS__CPU_AVX2) return &cws__kernel_avx2;
-    if ((f & CWS__CPU_SSSE3) && (f & CWS__CPU_SSE41)) return &cws__kernel_sse;
+    if (features & CWS__CPU_AVX2) return &cws__kernel_avx2;
+    if ((features & CWS__CPU_SSSE3) && (features & CWS__CPU_SSE41)) return &cws__kernel_sse;
     return &cws__kernel_sse2_word;
 #elif CWS_ARM64
+    (void)features;
     return &cws__kernel_neon;
 #else
+    (void)features;
     return &cws__kernel_word;
 #endif
 }
 
 const cws__kernel_ops *cws__kernels_init(void) {
-    const cws__kernel_ops *k = cws__kernels_best();
     const cws__kernel_ops *expected = NULL;
     /* A forced table set meanwhile wins; otherwise every racing caller stores the same pointer. */
-    if (!atomic_compare_exchange_strong_explicit(&cws__kernels_active, &expected, k,
-                                                 memory_order_acq_rel, memory_order_acquire))
-        return expected;
-    return k;
+    (void)atomic_compare_exchange_strong_explicit(&cws__kernels_active, &expected,
+                                                  cws__kernels_for_cpu(cws__cpu_features()),
+                                                  memory_order_acq_rel, memory_order_acquire);
+    return atomic_load_explicit(&cws__kernels_active, memory_order_acquire);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -68,20 +69,6 @@ const cws__kernel_ops *cws__kernels_init(void) {
 #define CWS__MASK_SSE2_BELOW 128
 #define CWS__UTF8_WORD_BELOW 32
 #define CWS__UNMASK_FUSED_FROM 64
-
-static void cws__mask_auto(uint8_t *p, size_t n, uint32_t key32) {
-    if (n < CWS__MASK_INLINE_BELOW) {
-        cws__mask_small(p, n, key32);
-        return;
-    }
-#if CWS_X86_64
-    if (n < CWS__MASK_SSE2_BELOW) {
-        cws__mask_sse2(p, n, key32);
-        return;
-    }
-#endif
-    cws__kernels()->mask(p, n, key32);
-}
 
 int cws__utf8_auto(const uint8_t *p, size_t n) {
     if (n < CWS__UTF8_WORD_BELOW) return cws__utf8_word(p, n);
@@ -101,9 +88,6 @@ int cws__unmask_utf8_auto(uint8_t *p, size_t n, uint32_t key32) {
     return cws__kernels()->unmask_validate(p, n, key32);
 }
 
-const cws__kernel_ops cws__kernel_auto = {CWS_KERNEL_AUTO, CWS_KERNEL_AUTO, cws__mask_auto,
-                                          cws__utf8_auto, cws__unmask_utf8_auto};
-
 /* ------------------------------------------------------------------------------------------------
  * Public entry points
  * ---------------------------------------------------------------------------------------------- */
@@ -119,6 +103,17 @@ __attribute__((noinline)) static void cws__mask_long(uint8_t *p, size_t len, uin
 #endif
     cws__kernels()->mask(p, len, key32);
 }
+
+/* cws_mask without the zero-key shortcut: the automatic table's mask (cws_mask_with(AUTO, ...)). */
+static void cws__mask_auto(uint8_t *p, size_t n, uint32_t key32) {
+    if (n >= CWS__MASK_INLINE_BELOW)
+        cws__mask_long(p, n, key32);
+    else
+        cws__mask_small(p, n, key32);
+}
+
+const cws__kernel_ops cws__kernel_auto = {CWS_KERNEL_AUTO, CWS_KERNEL_AUTO, cws__mask_auto,
+                                          cws__utf8_auto, cws__unmask_utf8_auto};
 
 uint32_t cws_mask(void *buf, size_t len, const void *key, uint32_t phase) {
     const uint32_t next = (uint32_t)((phase + len) & 3);
@@ -171,28 +166,31 @@ bool cws_mask_kernel_available(cws_kernel k) {
 }
 
 bool cws_utf8_kernel_available(cws_kernel k) {
-#if CWS_X86_64
-    const uint32_t f = cws__cpu_features();
-    if (k == CWS_KERNEL_SSE) return (f & CWS__CPU_SSSE3) && (f & CWS__CPU_SSE41);
-#endif
+    /* The SSE UTF-8 kernel needs SSSE3 and SSE4.1 beyond SSE2 (never set off x86-64). */
+    const uint32_t need = CWS__CPU_SSSE3 | CWS__CPU_SSE41;
+    if (k == CWS_KERNEL_SSE && (cws__cpu_features() & need) != need) return false;
     return cws_mask_kernel_available(k);
 }
 
-const cws__kernel_ops *cws__kernel_named(cws_kernel k, bool utf8) {
-    if (!(utf8 ? cws_utf8_kernel_available(k) : cws_mask_kernel_available(k)))
-        return &cws__kernel_reference;
-    switch (k) {
-    case CWS_KERNEL_AUTO: return &cws__kernel_auto;
-    case CWS_KERNEL_WORD: return &cws__kernel_word;
+/* Every named kernel this build has. */
+static const cws__kernel_ops *const cws__named[CWS_KERNEL_NEON + 1] = {
+    [CWS_KERNEL_AUTO] = &cws__kernel_auto,
+    [CWS_KERNEL_REFERENCE] = &cws__kernel_reference,
+    [CWS_KERNEL_WORD] = &cws__kernel_word,
 #if CWS_X86_64
-    case CWS_KERNEL_SSE: return &cws__kernel_sse;
-    case CWS_KERNEL_AVX2: return &cws__kernel_avx2;
+    [CWS_KERNEL_SSE] = &cws__kernel_sse,
+    [CWS_KERNEL_AVX2] = &cws__kernel_avx2,
 #endif
 #if CWS_ARM64
-    case CWS_KERNEL_NEON: return &cws__kernel_neon;
+    [CWS_KERNEL_NEON] = &cws__kernel_neon,
 #endif
-    default: return &cws__kernel_reference;
-    }
+};
+
+const cws__kernel_ops *cws__kernel_named(cws_kernel k, bool utf8) {
+    /* An available kernel is a known one that this build has. */
+    if (!(utf8 ? cws_utf8_kernel_available(k) : cws_mask_kernel_available(k)))
+        return &cws__kernel_reference;
+    return cws__named[k];
 }
 
 cws_kernel cws_mask_kernel_selected(void) { return cws__kernels()->mask_kernel; }
@@ -200,15 +198,15 @@ cws_kernel cws_utf8_kernel_selected(void) { return cws__kernels()->utf8_kernel; 
 
 int cws_force_kernel(cws_kernel k) {
     if (!cws_mask_kernel_available(k) || !cws_utf8_kernel_available(k)) return CWS_ERR_INVALID_ARGUMENT;
-    const cws__kernel_ops *t = k == CWS_KERNEL_AUTO ? cws__kernels_best() : cws__kernel_named(k, true);
+    const cws__kernel_ops *t =
+        k == CWS_KERNEL_AUTO ? cws__kernels_for_cpu(cws__cpu_features()) : cws__kernel_named(k, true);
     atomic_store_explicit(&cws__kernels_active, t, memory_order_release);
     return CWS_OK;
 }
 
 /* Runs exactly the named kernel, with no zero-key shortcut, so tests exercise the kernel itself.
- * AUTO behaves as cws_mask. */
+ * AUTO runs cws_mask's choice by size (without its shortcut). */
 uint32_t cws_mask_with(cws_kernel k, void *buf, size_t len, const void *key, uint32_t phase) {
-    if (k == CWS_KERNEL_AUTO) return cws_mask(buf, len, key, phase);
     const uint32_t next = (uint32_t)((phase + len) & 3);
     if (len == 0) return next;
     cws__kernel_named(k, false)->mask((uint8_t *)buf, len, cws__key_at(key, phase));

@@ -82,28 +82,17 @@ static void cws_sha1_block(uint32_t h[5], const uint8_t *p) {
     h[4] += e;
 }
 
+/* Hashes the whole blocks of p[0..n) and keeps the rest (< 64 bytes) for cws_sha1_final. Called
+ * once per context: every input is hashed in one piece. */
 static void cws_sha1_update(cws_sha1_ctx *c, const uint8_t *p, size_t n) {
-    c->total += n;
-    if (c->used) {
-        size_t take = 64 - c->used;
-        if (take > n) take = n;
-        memcpy(c->block + c->used, p, take);
-        c->used += take;
-        p += take;
-        n -= take;
-        if (c->used < 64) return;
-        cws_sha1_block(c->h, c->block);
-        c->used = 0;
-    }
+    c->total = n;
     while (n >= 64) {
         cws_sha1_block(c->h, p);
         p += 64;
         n -= 64;
     }
-    if (n) {
-        memcpy(c->block, p, n);
-        c->used = n;
-    }
+    if (n) memcpy(c->block, p, n);
+    c->used = n;
 }
 
 static void cws_sha1_final(cws_sha1_ctx *c, uint8_t out[20]) {
@@ -201,12 +190,12 @@ static const char cws_ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 int cws_handshake_accept(const void *key, size_t len, char out[CWS_ACCEPT_LENGTH]) {
     if (out == NULL) return CWS_ERR_INVALID_ARGUMENT;
     if (!cws_handshake_key_is_valid(key, len)) return CWS_ERR_INVALID_KEY;
-    cws_sha1_ctx c;
+    /* SHA-1 of key || GUID: 24 + 36 = 60 bytes, hashed in one piece. */
+    uint8_t msg[24 + sizeof cws_ws_guid - 1];
     uint8_t digest[20];
-    cws_sha1_init(&c);
-    cws_sha1_update(&c, (const uint8_t *)key, len);
-    cws_sha1_update(&c, (const uint8_t *)cws_ws_guid, sizeof cws_ws_guid - 1); /* no NUL */
-    cws_sha1_final(&c, digest);
+    memcpy(msg, key, 24);
+    memcpy(msg + 24, cws_ws_guid, sizeof cws_ws_guid - 1); /* no NUL */
+    cws_sha1(msg, sizeof msg, digest);
     /* 20 bytes -> 4 * 7 = 28 characters, the last one '=' (CWS_ACCEPT_LENGTH). */
     (void)cws_base64_encode(digest, sizeof digest, out);
     return CWS_OK;

@@ -33,14 +33,17 @@
 /* The key pattern moved on by r bytes (0-3): memory bytes [k0 k1 k2 k3] become
  * [k(r) k(r+1) k(r+2) k(r+3)]. On a little-endian machine byte 0 is the low byte, so this is a
  * right rotation by 8*r bits; on a big-endian one, a left rotation. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 CWS_INLINE uint32_t cws__key_advance(uint32_t key32, size_t r) {
     const unsigned s = (unsigned)(r & 3) * 8u;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return (key32 << s) | (key32 >> ((32u - s) & 31u));
-#else
-    return (key32 >> s) | (key32 << ((32u - s) & 31u));
-#endif
 }
+#else
+CWS_INLINE uint32_t cws__key_advance(uint32_t key32, size_t r) {
+    const unsigned s = (unsigned)(r & 3) * 8u;
+    return (key32 >> s) | (key32 << ((32u - s) & 31u));
+}
+#endif
 
 /* Two copies of the 4-byte pattern side by side, in memory order: endian-neutral by construction. */
 CWS_INLINE uint64_t cws__key_broadcast64(uint32_t key32) {
@@ -191,61 +194,65 @@ CWS_INLINE uint64_t cws__unmask_lt16_high(uint8_t *p, size_t n, uint32_t key32) 
         return (a | b) & CWS__HIGH64;
     }
     cws__mask_lt8(p, n, key32);
+    if (n >= 4) return ((uint64_t)cws__load32(p) | cws__load32(p + n - 4)) & CWS__HIGH64;
     uint64_t w = 0;
-    if (n >= 4) w = (uint64_t)cws__load32(p) | cws__load32(p + n - 4);
-    else
-        for (size_t i = 0; i < n; i++) w |= p[i];
+    for (size_t i = 0; i < n; i++) w |= p[i];
     return w & CWS__HIGH64;
 }
+
+/* 16 <= n <= 127: unmasks p[0..n) in place; nonzero when a byte has its top bit set afterwards.
+ * One definition per instruction set, outside any function body: coverage tools count the lines
+ * of an #if branch inside an unused inline function as code never run. */
+#if CWS_X86_64
+CWS_INLINE uint64_t cws__unmask_ge16_high(uint8_t *p, size_t n, uint32_t key32) {
+    const __m128i k = _mm_set1_epi32((int)key32);
+    uint8_t *const lastp = p + n - 16;
+    const __m128i last = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(void *)lastp),
+                                       _mm_set1_epi32((int)cws__key_advance(key32, n)));
+    __m128i any = last;
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(void *)(p + i)), k);
+        _mm_storeu_si128((__m128i *)(void *)(p + i), v);
+        any = _mm_or_si128(any, v);
+    }
+    _mm_storeu_si128((__m128i *)(void *)lastp, last);
+    return (uint64_t)_mm_movemask_epi8(any);
+}
+#elif CWS_ARM64
+CWS_INLINE uint64_t cws__unmask_ge16_high(uint8_t *p, size_t n, uint32_t key32) {
+    const uint8x16_t k = vreinterpretq_u8_u32(vdupq_n_u32(key32));
+    uint8_t *const lastp = p + n - 16;
+    const uint8x16_t last =
+        veorq_u8(vld1q_u8(lastp), vreinterpretq_u8_u32(vdupq_n_u32(cws__key_advance(key32, n))));
+    uint8x16_t any = last;
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        const uint8x16_t v = veorq_u8(vld1q_u8(p + i), k);
+        vst1q_u8(p + i, v);
+        any = vorrq_u8(any, v);
+    }
+    vst1q_u8(lastp, last);
+    return vmaxvq_u8(any) & 0x80;
+}
+#else
+CWS_INLINE uint64_t cws__unmask_ge16_high(uint8_t *p, size_t n, uint32_t key32) {
+    const uint64_t k = cws__key_broadcast64(key32);
+    uint8_t *const lastp = p + n - 8;
+    const uint64_t last = cws__load64(lastp) ^ cws__key_broadcast64(cws__key_advance(key32, n));
+    uint64_t any = last;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        const uint64_t v = cws__load64(p + i) ^ k;
+        cws__store64(p + i, v);
+        any |= v;
+    }
+    cws__store64(lastp, last);
+    return any & CWS__HIGH64;
+}
+#endif
 
 /* n <= 127 (a 7-bit frame length): unmasks p[0..n) in place; nonzero when a byte has its top bit
  * set afterwards. */
 CWS_INLINE uint64_t cws__unmask_small_high(uint8_t *p, size_t n, uint32_t key32) {
-#if CWS_X86_64
-    if (n >= 16) {
-        const __m128i k = _mm_set1_epi32((int)key32);
-        uint8_t *const lastp = p + n - 16;
-        const __m128i last = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(void *)lastp),
-                                           _mm_set1_epi32((int)cws__key_advance(key32, n)));
-        __m128i any = last;
-        for (size_t i = 0; i + 16 <= n; i += 16) {
-            const __m128i v = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(void *)(p + i)), k);
-            _mm_storeu_si128((__m128i *)(void *)(p + i), v);
-            any = _mm_or_si128(any, v);
-        }
-        _mm_storeu_si128((__m128i *)(void *)lastp, last);
-        return (uint64_t)_mm_movemask_epi8(any);
-    }
-#elif CWS_ARM64
-    if (n >= 16) {
-        const uint8x16_t k = vreinterpretq_u8_u32(vdupq_n_u32(key32));
-        uint8_t *const lastp = p + n - 16;
-        const uint8x16_t last =
-            veorq_u8(vld1q_u8(lastp), vreinterpretq_u8_u32(vdupq_n_u32(cws__key_advance(key32, n))));
-        uint8x16_t any = last;
-        for (size_t i = 0; i + 16 <= n; i += 16) {
-            const uint8x16_t v = veorq_u8(vld1q_u8(p + i), k);
-            vst1q_u8(p + i, v);
-            any = vorrq_u8(any, v);
-        }
-        vst1q_u8(lastp, last);
-        return vmaxvq_u8(any) & 0x80;
-    }
-#else
-    if (n >= 16) {
-        const uint64_t k = cws__key_broadcast64(key32);
-        uint8_t *const lastp = p + n - 8;
-        const uint64_t last = cws__load64(lastp) ^ cws__key_broadcast64(cws__key_advance(key32, n));
-        uint64_t any = last;
-        for (size_t i = 0; i + 8 <= n; i += 8) {
-            const uint64_t v = cws__load64(p + i) ^ k;
-            cws__store64(p + i, v);
-            any |= v;
-        }
-        cws__store64(lastp, last);
-        return any & CWS__HIGH64;
-    }
-#endif
+    if (n >= 16) return cws__unmask_ge16_high(p, n, key32);
     return cws__unmask_lt16_high(p, n, key32);
 }
 
@@ -256,10 +263,9 @@ CWS_INLINE uint64_t cws__small_high(const uint8_t *p, size_t n) {
         for (size_t i = 0; i + 8 <= n; i += 8) any |= cws__load64(p + i);
         return any & CWS__HIGH64;
     }
+    if (n >= 4) return ((uint64_t)cws__load32(p) | cws__load32(p + n - 4)) & CWS__HIGH64;
     uint64_t w = 0;
-    if (n >= 4) w = (uint64_t)cws__load32(p) | cws__load32(p + n - 4);
-    else
-        for (size_t i = 0; i < n; i++) w |= p[i];
+    for (size_t i = 0; i < n; i++) w |= p[i];
     return w & CWS__HIGH64;
 }
 
@@ -344,6 +350,8 @@ extern const cws__kernel_ops cws__kernel_neon;
  * CPU's best, or a forced one); racing first calls store the same pointer. */
 extern _Atomic(const cws__kernel_ops *) cws__kernels_active;
 const cws__kernel_ops *cws__kernels_init(void);
+/* The table cws__kernels_init picks for a CPU with these CWS__CPU_* features. */
+const cws__kernel_ops *cws__kernels_for_cpu(uint32_t features);
 CWS_INLINE const cws__kernel_ops *cws__kernels(void) {
     const cws__kernel_ops *k = atomic_load_explicit(&cws__kernels_active, memory_order_acquire);
     if (CWS_LIKELY(k != NULL)) return k;
