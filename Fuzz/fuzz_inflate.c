@@ -7,8 +7,10 @@
  * compressed payload as they are, for the inflater's error paths), bit 3 binary instead of text,
  * bit 4 a deflater without context takeover, bits 5-7 the deflater level (0-7);
  * byte 1: peer window bits (8 + b % 8; 9 + b % 7 in "make" mode), byte 2-3: max_message_size (1 + v % 4096); byte 4: the
- * largest fragment (1 + b); byte 5: chunk size index (ref_fuzz_chunk_max). Then messages: a 2-byte
- * length and that many bytes, until the input ends.
+ * largest fragment (1 + b); byte 5: bits 0-2 chunk size index (ref_fuzz_chunk_max), bits 3-7 an
+ * allocation to fail (0: none, k: the k-th call of the engine's allocator, and of a second
+ * deflater's, returns NULL). Then messages: a 2-byte length and that many bytes, until the input
+ * ends.
  *
  * Invariants:
  *   - the allocator never holds more than the engine, zlib's fixed state (< 48 KiB with a 32 KiB
@@ -16,7 +18,8 @@
  *   - every message delivered is at most max_message_size bytes; text is valid UTF-8 (reference);
  *   - "make" mode: every message comes back equal to what was compressed, until the first
  *     message above the limit (1009) or invalid text (1007), which end the run with that status;
- *   - errors carry the close code of their status (1002, 1007, 1009, 1011 only); nothing leaks.
+ *   - errors carry the close code of their status (1002, 1007, 1009, 1011 only); nothing leaks;
+ *   - a failed allocation is CWS_ERR_NOMEM (1011) and nothing else, in the engine and the deflater.
  */
 #include "fuzz_common.h"
 
@@ -24,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct counter {
     size_t live, peak;
+    unsigned calls, fail_at; /* allocation calls so far; fail the fail_at-th (0: never) */
     size_t sizes_n;
     void *ptrs[64];
     size_t sizes[64];
@@ -31,6 +35,7 @@ typedef struct counter {
 
 static void *c_alloc(size_t n, void *u) {
     counter *c = (counter *)u;
+    if (++c->calls == c->fail_at) return NULL;
     FUZZ_ASSERT(c->sizes_n < 64);
     void *p = malloc(n ? n : 1);
     FUZZ_ASSERT(p != NULL);
@@ -64,6 +69,7 @@ static void c_free(void *p, void *u) {
 static void *c_realloc(void *p, size_t n, void *u) {
     counter *c = (counter *)u;
     if (p == NULL) return c_alloc(n, u);
+    if (++c->calls == c->fail_at) return NULL;
     size_t old = c_forget(c, p);
     void *q = realloc(p, n ? n : 1);
     FUZZ_ASSERT(q != NULL);
@@ -95,7 +101,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t peer_bits = (uint8_t)(make ? 9 + fuzz_u8(&in) % 7 : 8 + fuzz_u8(&in) % 8);
     const uint64_t limit = 1 + fuzz_u16(&in) % 4096;
     const size_t max_frag = 1 + (size_t)fuzz_u8(&in);
-    const size_t chunk = ref_fuzz_chunk_max[fuzz_u8(&in) % 8];
+    const uint8_t b5 = fuzz_u8(&in);
+    const size_t chunk = ref_fuzz_chunk_max[b5 % 8];
+    const unsigned fail_at = b5 >> 3;
 
     /* The peer's parameters: what the sender of the fuzzed bytes agreed to. */
     cws_pmd_params agreed = {15, 15, false, false};
@@ -116,6 +124,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The deflater runs in the peer's role, under the same agreement. */
     if (make) FUZZ_ASSERT(cws_deflater_new(&dcfg, &agreed, client ? CWS_ROLE_SERVER : CWS_ROLE_CLIENT,
                                            NULL, &d) == CWS_OK);
+    if (make) {
+        bool cz = true;
+        size_t w = 1;
+        uint8_t o[32];
+        FUZZ_ASSERT(cws_deflate_message(NULL, o, 1, 0, o, sizeof o, &w, &cz) == CWS_ERR_INVALID_ARGUMENT);
+        FUZZ_ASSERT(cws_deflate_message(d, NULL, 1, 0, o, sizeof o, &w, &cz) == CWS_ERR_INVALID_ARGUMENT);
+        FUZZ_ASSERT(cws_deflate_message(d, o, 1, 2, o, sizeof o, &w, &cz) == CWS_ERR_INVALID_ARGUMENT);
+    }
+    if (make && fail_at) {
+        /* A deflater whose allocator fails once: CWS_ERR_NOMEM at creation or at its first
+         * message, and nothing held afterwards. */
+        counter fc;
+        memset(&fc, 0, sizeof fc);
+        fc.fail_at = fail_at;
+        cws_allocator fa = {c_alloc, c_realloc, c_free, &fc};
+        cws_deflater *fd = NULL;
+        int st = cws_deflater_new(&dcfg, &agreed, client ? CWS_ROLE_SERVER : CWS_ROLE_CLIENT, &fa, &fd);
+        FUZZ_ASSERT(st == CWS_OK || st == CWS_ERR_NOMEM);
+        if (st == CWS_OK) {
+            static const uint8_t msg[] = "a message long enough to be compressed, compressed";
+            uint8_t o[128];
+            size_t w = 0;
+            bool cz = false;
+            st = cws_deflate_message(fd, msg, sizeof msg, 0, o, sizeof o, &w, &cz);
+            FUZZ_ASSERT(st == CWS_OK || (st == CWS_ERR_NOMEM && w == 0 && !cz));
+            cws_deflater_free(fd);
+        }
+        FUZZ_ASSERT(fc.live == 0);
+    }
 
     /* Build the stream. */
     size_t cap = 64 + 2 * size + 16 * (size + 1);
@@ -167,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     counter cnt;
     memset(&cnt, 0, sizeof cnt);
+    cnt.fail_at = fail_at;
     cws_allocator a = {c_alloc, c_realloc, c_free, &cnt};
     cws_config cfg;
     cws_config_init(&cfg, client ? CWS_ROLE_CLIENT : CWS_ROLE_SERVER);
@@ -175,7 +213,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.allocator = &a;
     cfg.pmd = &agreed;
     cws_conn *c = NULL;
-    FUZZ_ASSERT(cws_conn_new(&cfg, &c) == CWS_OK);
+    const int created = cws_conn_new(&cfg, &c);
+    FUZZ_ASSERT(created == CWS_OK || (created == CWS_ERR_NOMEM && fail_at == 1));
+    if (created != CWS_OK) {
+        FUZZ_ASSERT(cnt.live == 0);
+        cws_deflater_free(d);
+        free(stream);
+        return 0;
+    }
 
     int got = 0, status = 0;
     size_t off = 0;
@@ -196,6 +241,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_ASSERT(st < 0 && ev.type == CWS_EVENT_ERROR);
                 uint16_t code = ev.close_code;
                 FUZZ_ASSERT(code == 1002 || code == 1007 || code == 1009 || code == 1011);
+                FUZZ_ASSERT((st == CWS_ERR_NOMEM) == (code == 1011));
+                if (st == CWS_ERR_NOMEM) FUZZ_ASSERT(fail_at != 0 && cnt.calls >= fail_at);
                 status = st;
                 break;
             }
@@ -218,7 +265,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             /* Only the limit or invalid text can stop a stream this code compressed itself. */
             FUZZ_ASSERT(got < nmsg);
-            if (status == CWS_ERR_MESSAGE_TOO_BIG) FUZZ_ASSERT(orig_len[got] > limit);
+            if (status == CWS_ERR_NOMEM) { /* the injected failure: checked above */ }
+            else if (status == CWS_ERR_MESSAGE_TOO_BIG) FUZZ_ASSERT(orig_len[got] > limit);
             else FUZZ_ASSERT(status == CWS_ERR_INVALID_UTF8 && opcode == CWS_OP_TEXT &&
                              !ref_utf8_valid(data + orig_off[got], orig_len[got]));
         }

@@ -52,6 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *hdr = fuzz_dup(in.p, in.n);
     const size_t hlen = in.n;
 
+    /* Missing arguments are refused before anything is read. */
+    {
+        cws_pmd_params p;
+        size_t w;
+        uint8_t b[CWS_PMD_HEADER_MAX];
+        FUZZ_ASSERT(cws_pmd_negotiate(NULL, hdr, hlen, &p, b, sizeof b, &w) == CWS_ERR_INVALID_ARGUMENT);
+        FUZZ_ASSERT(cws_pmd_offer_write(NULL, b, sizeof b, &w) == CWS_ERR_INVALID_ARGUMENT);
+        FUZZ_ASSERT(cws_pmd_response_accept(NULL, hdr, hlen, &p) == CWS_ERR_INVALID_ARGUMENT);
+    }
+
     /* Server role. */
     const cws_pmd_params junk = {99, 99, true, true}; /* what "nothing written" leaves */
     cws_pmd_params agreed = junk;

@@ -297,34 +297,26 @@ static int cws__inflate_into(cws_conn *c, const uint8_t *in, size_t n) {
     for (;;) {
         size_t produced = 0;
         bool progress = false;
-        if (c->rlen == c->rcap || c->rlen == c->max_message) {
-            uint8_t probe;
-            st = cws__inflate(c->zin, &in, &n, &probe, 1, &produced, &progress);
-            if (CWS_UNLIKELY(st != CWS_OK)) return st;
-            if (produced == 0) {
-                if (n == 0) return CWS_OK;
-                if (!progress) return CWS_ERR_INFLATE; /* input left, nothing moved */
-                continue;
-            }
+        const bool full = c->rlen == c->rcap || c->rlen == c->max_message;
+        uint8_t probe;
+        uint8_t *out = full ? &probe : c->rbuf + c->rlen;
+        const size_t room = full ? 1 : c->rcap - c->rlen;
+        st = cws__inflate(c->zin, &in, &n, out, room, &produced, &progress);
+        if (CWS_UNLIKELY(st != CWS_OK)) return st;
+        if (full && produced) { /* the probe found more: past the limit, or grow and keep it */
             if (c->rlen == c->max_message) return CWS_ERR_MESSAGE_TOO_BIG;
             st = cws__reserve(c, c->rlen + 1);
             if (st != CWS_OK) return st;
-            if (c->msg_text_out && cws_utf8_stream_feed(&c->utf8, &probe, 1) != CWS_OK)
-                return CWS_ERR_INVALID_UTF8;
-            c->rbuf[c->rlen++] = probe;
-            continue;
+            out = c->rbuf + c->rlen;
+            *out = probe;
         }
-        uint8_t *out = c->rbuf + c->rlen;
-        const size_t room = c->rcap - c->rlen;
-        st = cws__inflate(c->zin, &in, &n, out, room, &produced, &progress);
-        if (CWS_UNLIKELY(st != CWS_OK)) return st;
         if (produced) {
             if (c->msg_text_out && cws_utf8_stream_feed(&c->utf8, out, produced) != CWS_OK)
                 return CWS_ERR_INVALID_UTF8;
             c->rlen += produced;
         }
-        /* Output space left over means zlib wrote all it could from this input; a full buffer
-         * is probed above. */
+        /* Output space left over (for the probe: nothing came out) means zlib wrote all it could
+         * from this input; a full buffer is probed on the next turn. */
         if (produced < room) {
             if (n == 0) return CWS_OK;
             if (!progress) return CWS_ERR_INFLATE;

@@ -36,13 +36,17 @@
 
 static voidpf cws__zalloc(voidpf opaque, uInt items, uInt size) {
     const cws_allocator *a = (const cws_allocator *)opaque;
+#if SIZE_MAX / UINT_MAX < UINT_MAX /* size_t cannot hold every product of two uInt (32-bit) */
     if (size != 0 && items > SIZE_MAX / size) return Z_NULL;
+#endif
     return a->alloc((size_t)items * size, a->user);
 }
 
+/* zlib frees only what it allocated: every call site checks for Z_NULL first (ZFREE after a
+ * test, TRY_FREE in deflate.c). */
 static void cws__zfree(voidpf opaque, voidpf p) {
     const cws_allocator *a = (const cws_allocator *)opaque;
-    if (p != Z_NULL) a->free(p, a->user);
+    a->free(p, a->user);
 }
 
 CWS_INLINE uInt cws__clamp_uint(size_t n) { return n > UINT_MAX ? UINT_MAX : (uInt)n; }
@@ -225,7 +229,7 @@ int cws_deflate_message(cws_deflater *d, const void *in, size_t len, uint32_t fl
     }
     const uint8_t *ip = (const uint8_t *)in;
     size_t left = len, room = cap;
-    int st = CWS_OK;
+    bool done = false;
     for (;;) {
         const uInt ai = cws__clamp_uint(left);
         const uInt ao = cws__clamp_uint(room);
@@ -234,30 +238,28 @@ int cws_deflate_message(cws_deflater *d, const void *in, size_t len, uint32_t fl
         z->avail_in = ai;
         z->next_out = o + (cap - room);
         z->avail_out = ao;
-        int r = deflate(z, flush);
+        const int r = deflate(z, flush);
         const size_t used = ai - z->avail_in, made = ao - z->avail_out;
         ip += used;
         left -= used;
         room -= made;
-        if (r != Z_OK && r != Z_BUF_ERROR) {
-            st = CWS_ERR_INVALID_ARGUMENT;
-            break;
-        }
-        /* A sync flush is complete when zlib returns with output space left (zlib.h, deflate). */
-        if (flush == Z_SYNC_FLUSH && left == 0 && z->avail_out != 0) break;
-        if (used == 0 && made == 0) { /* cannot happen with cap >= the bound */
-            st = CWS_ERR_BUFFER_TOO_SMALL;
+        /* With cap >= the bound the output never fills, and the stream is ours alone: neither
+         * can happen, but stop rather than loop. */
+        if (room == 0 || r == Z_STREAM_ERROR) break;
+        /* A sync flush is complete when zlib returns with output space left (zlib.h, deflate);
+         * otherwise (more than 4 GiB of input or output: uInt counts) go on. */
+        if (flush == Z_SYNC_FLUSH && z->avail_out != 0) {
+            done = true;
             break;
         }
     }
     size_t total = cap - room;
-    if (st == CWS_OK && (total < 4 || memcmp(o + total - 4, cws__tail, 4) != 0))
-        st = CWS_ERR_INVALID_ARGUMENT;
-    if (st != CWS_OK) {
+    /* zlib.h: a completed sync flush ends with an empty stored block, 00 00 ff ff. */
+    if (!done || memcmp(o + total - 4, cws__tail, 4) != 0) {
         /* Nothing is sent. A reset deflater never refers to earlier messages, which keeps it
          * consistent with the peer's inflater whatever that holds. */
         (void)deflateReset(z);
-        return st;
+        return CWS_ERR_INVALID_ARGUMENT;
     }
     total -= 4; /* RFC 7692 §7.2.1: remove the tail 00 00 ff ff */
     if (d->reset_each) {

@@ -1,6 +1,7 @@
 /*
  * test_deflate.c — permessage-deflate (RFC 7692 §7.2) through the engine and the deflater: the
- * limits on compressed frames and messages.
+ * limits on compressed frames and messages, the inflater's 1-byte probe at a full buffer, corrupt
+ * streams, and a failing allocator at every call of the inflater and the deflater.
  */
 #include "test_harness.h"
 
@@ -209,6 +210,285 @@ static void test_compressed_frame_limit(void) {
     free(msg);
 }
 
+/* ---- the inflater's 1-byte probe when the reassembly buffer is full ------------------------- */
+
+/* The reassembly buffer starts at 1 KiB and doubles. A message of exactly the buffer's size ends
+ * on the probe with nothing produced (no growth); one byte more makes the probe produce that byte
+ * (growth, the byte kept, validated as text); exactly max_message is accepted and one more is
+ * 1009 from the probe. Text with a 3-byte sequence across the 1 KiB boundary checks that the
+ * probe's byte goes through the UTF-8 stream; an invalid byte there is 1007. */
+static void test_inflate_probe(void) {
+    const size_t sizes[] = {1023, 1024, 1025, 2048, 2049, 3000};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const size_t n = sizes[si];
+        uint8_t *m = (uint8_t *)xmalloc(n);
+        for (size_t i = 0; i < n; i++) m[i] = (uint8_t)('a' + (i * 7) % 26);
+        if (n > 1025) memcpy(m + 1023, "\xE2\x82\xAC", 3); /* U+20AC across the 1 KiB boundary */
+        for (int frag = 0; frag < 2; frag++) {
+            for (uint64_t limit = n - 1; limit <= n; limit++) {
+                context("probe: %zu bytes, limit %llu, fragmented %d", n, (unsigned long long)limit, frag);
+                size_t zlen;
+                uint8_t *z = client_compress(m, n, &zlen);
+                uint8_t *s = NULL;
+                size_t len = 0, cap = 0;
+                put_message(&s, &len, &cap, CWS_OP_TEXT, CWS_RSV1, z, zlen, frag ? 7 : 0);
+                int st;
+                cws_conn *c = server_conn(limit, 1 << 20, false, NULL, &st);
+                const uint8_t *w[1] = {m};
+                const size_t wl[1] = {n};
+                uint16_t code = 0;
+                if (limit >= n) CHECK(parse_expect(c, s, len, w, wl, 1, &code) == CWS_WANT_READ);
+                else CHECK(parse_expect(c, s, len, w, wl, 0, &code) == CWS_ERR_MESSAGE_TOO_BIG && code == 1009);
+                cws_conn_free(c);
+                free(s);
+                free(z);
+            }
+        }
+        if (n > 1025) {
+            /* A byte that cannot continue the text, exactly where the probe reads it. */
+            m[1024] = 0x41;
+            context("probe: invalid UTF-8 at byte 1024 of %zu", n);
+            size_t zlen;
+            uint8_t *z = client_compress(m, n, &zlen);
+            uint8_t *s = NULL;
+            size_t len = 0, cap = 0;
+            put_message(&s, &len, &cap, CWS_OP_TEXT, CWS_RSV1, z, zlen, 0);
+            int st;
+            cws_conn *c = server_conn(1 << 20, 1 << 20, false, NULL, &st);
+            uint16_t code = 0;
+            CHECK(parse_expect(c, s, len, NULL, NULL, 0, &code) == CWS_ERR_INVALID_UTF8 && code == 1007);
+            cws_conn_free(c);
+            free(s);
+            free(z);
+        }
+        free(m);
+    }
+}
+
+/* ---- corrupt streams: Z_DATA_ERROR and input that cannot move ------------------------------ */
+
+static void test_inflate_corrupt(void) {
+    /* RFC 1951 §3.2.3: BTYPE 11 is reserved (an error); a stored block whose LEN and NLEN do not
+     * match; a fixed-Huffman block that refers 2 bytes back at the very start of the stream
+     * ("distance too far back"). */
+    static const uint8_t reserved_btype[] = {0x07, 0x00};
+    static const uint8_t bad_stored[] = {0x00, 0x05, 0x00, 0x00, 0x00, 'h', 'e', 'l', 'l', 'o'};
+    static const uint8_t too_far[] = {0x03, 0x02, 0x82, 0x00};
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } cases[] = {{reserved_btype, sizeof reserved_btype}, {bad_stored, sizeof bad_stored}, {too_far, sizeof too_far}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int op = 0; op < 2; op++) {
+            context("corrupt stream %zu, %s", i, op ? "text" : "binary");
+            uint8_t *s = NULL;
+            size_t len = 0, cap = 0;
+            put_message(&s, &len, &cap, op ? CWS_OP_TEXT : CWS_OP_BINARY, CWS_RSV1, cases[i].p, cases[i].n, 0);
+            int st;
+            cws_conn *c = server_conn(65536, 65536, false, NULL, &st);
+            uint16_t code = 0;
+            CHECK(parse_expect(c, s, len, NULL, NULL, 0, &code) == CWS_ERR_INFLATE && code == 1007);
+            cws_conn_free(c);
+            free(s);
+        }
+    }
+}
+
+/* ---- a failing allocator at every call ----------------------------------------------------- */
+
+typedef struct failing {
+    long calls, fail_at, live;
+} failing;
+
+static void *f_alloc(size_t n, void *u) {
+    failing *f = (failing *)u;
+    if (f->calls++ == f->fail_at) return NULL;
+    f->live++;
+    return malloc(n ? n : 1);
+}
+
+static void f_free(void *p, void *u) {
+    if (p == NULL) return;
+    ((failing *)u)->live--;
+    free(p);
+}
+
+/* Receiving: creating the engine, the inflater (its state, then its window on the first output)
+ * and growing the reassembly buffer each fail in turn; every failure is CWS_ERR_NOMEM (1011) and
+ * nothing leaks. Sending: the deflater's handle and zlib's state fail in turn. */
+static void test_deflate_alloc_failure(void) {
+    uint8_t m[3000];
+    for (size_t i = 0; i < sizeof m; i++) m[i] = (uint8_t)('a' + (i * 13) % 26);
+    size_t zlen;
+    uint8_t *z = client_compress(m, sizeof m, &zlen);
+    uint8_t *s = NULL;
+    size_t len = 0, cap = 0;
+    put_message(&s, &len, &cap, CWS_OP_TEXT, CWS_RSV1, z, zlen, 0);
+    long calls_ok = -1;
+    for (long k = 0;; k++) {
+        failing f = {0, k, 0};
+        cws_allocator a = {f_alloc, NULL, f_free, &f};
+        int st;
+        context("receive: allocation %ld fails", k);
+        cws_conn *c = server_conn(65536, 65536, false, &a, &st);
+        if (st != CWS_OK) {
+            CHECK(st == CWS_ERR_NOMEM && k == 0);
+            CHECK(f.live == 0);
+            continue;
+        }
+        uint8_t *copy = (uint8_t *)xmalloc(len);
+        memcpy(copy, s, len);
+        const uint8_t *w[1] = {m};
+        const size_t wl[1] = {sizeof m};
+        uint16_t code = 0;
+        st = parse_expect(c, copy, len, w, wl, f.calls > k ? 0 : 1, &code);
+        free(copy);
+        cws_conn_free(c);
+        CHECK(f.live == 0);
+        if (f.calls <= k) { /* no call failed: done */
+            CHECK(st == CWS_WANT_READ);
+            calls_ok = f.calls;
+            break;
+        }
+        CHECK(st == CWS_ERR_NOMEM && code == 1011);
+    }
+    printf("     failing allocator (inflate): %ld allocation calls, each failed in turn\n", calls_ok);
+    CHECK(calls_ok >= 4); /* engine, inflater handle, zlib state, window, reassembly */
+    free(s);
+    free(z);
+
+    cws_pmd_config cfg;
+    cws_pmd_config_init(&cfg);
+    const cws_pmd_params agreed = {15, 15, false, false};
+    long dcalls = -1;
+    for (long k = 0;; k++) {
+        failing f = {0, k, 0};
+        cws_allocator a = {f_alloc, NULL, f_free, &f};
+        cws_deflater *d = NULL;
+        context("send: allocation %ld fails", k);
+        int st = cws_deflater_new(&cfg, &agreed, CWS_ROLE_SERVER, &a, &d);
+        if (st == CWS_OK) {
+            uint8_t out[4096];
+            size_t w = 1;
+            bool compressed = true;
+            st = cws_deflate_message(d, m, sizeof m, 0, out, sizeof out, &w, &compressed);
+            if (st == CWS_ERR_NOMEM) CHECK(w == 0 && !compressed);
+            /* a later message gets the state once memory is back */
+            if (st == CWS_ERR_NOMEM) {
+                f.fail_at = -1;
+                CHECK(cws_deflate_message(d, m, sizeof m, 0, out, sizeof out, &w, &compressed) == CWS_OK && compressed);
+            }
+            cws_deflater_free(d);
+        }
+        CHECK(f.live == 0);
+        if (f.calls <= k) {
+            CHECK(st == CWS_OK);
+            dcalls = f.calls;
+            break;
+        }
+        CHECK(st == CWS_ERR_NOMEM);
+    }
+    printf("     failing allocator (deflate): %ld allocation calls, each failed in turn\n", dcalls);
+    CHECK(dcalls >= 2);
+}
+
+/* ---- the deflater's API ------------------------------------------------------------------- */
+
+static void test_deflater_api(void) {
+    cws_pmd_config cfg;
+    cws_pmd_config_init(&cfg);
+    const cws_pmd_params agreed = {15, 15, false, false};
+    cws_deflater *d = NULL;
+    CHECK(cws_deflater_new(NULL, &agreed, CWS_ROLE_SERVER, NULL, &d) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflater_new(&cfg, &agreed, CWS_ROLE_SERVER, NULL, NULL) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflater_new(&cfg, &agreed, (cws_role)7, NULL, &d) == CWS_ERR_INVALID_ARGUMENT);
+    const cws_allocator no_alloc = {NULL, NULL, f_free, NULL};
+    CHECK(cws_deflater_new(&cfg, &agreed, CWS_ROLE_SERVER, &no_alloc, &d) == CWS_ERR_INVALID_ARGUMENT);
+    /* our direction agreed at 8: zlib cannot honour it (either role) */
+    const cws_pmd_params eight_s = {8, 15, false, false}, eight_c = {15, 8, false, false};
+    CHECK(cws_deflater_new(&cfg, &eight_s, CWS_ROLE_SERVER, NULL, &d) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflater_new(&cfg, &eight_c, CWS_ROLE_CLIENT, NULL, &d) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(d == NULL);
+    /* the peer's direction at 8 is fine for our deflater */
+    CHECK(cws_deflater_new(&cfg, &eight_c, CWS_ROLE_SERVER, NULL, &d) == CWS_OK);
+    cws_deflater_free(d);
+    cws_deflater_free(NULL);
+
+    CHECK(cws_deflate_bound(0) == 16);
+    CHECK(cws_deflate_bound(1000) == 1000 + 125 + 15 + 16);
+    CHECK(cws_deflate_bound(SIZE_MAX - 10) == SIZE_MAX);
+
+    CHECK(cws_deflater_new(&cfg, &agreed, CWS_ROLE_SERVER, NULL, &d) == CWS_OK);
+    uint8_t msg[600], out[1000];
+    for (size_t i = 0; i < sizeof msg; i++) msg[i] = (uint8_t)("abcabd"[i % 6]);
+    size_t w = 5;
+    bool z = true;
+    CHECK(cws_deflate_message(NULL, msg, 10, 0, out, sizeof out, &w, &z) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflate_message(d, msg, 10, 0, out, sizeof out, NULL, &z) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflate_message(d, msg, 10, 0, out, sizeof out, &w, NULL) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflate_message(d, NULL, 10, 0, out, sizeof out, &w, &z) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_deflate_message(d, msg, 10, 4, out, sizeof out, &w, &z) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(w == 5 && z); /* nothing written on an argument error */
+    /* the decision comes first: below the threshold (256) or marked, nothing is compressed */
+    CHECK(cws_deflate_message(d, msg, 255, 0, NULL, 0, &w, &z) == CWS_OK && w == 0 && !z);
+    CHECK(cws_deflate_message(d, msg, sizeof msg, CWS_DEFLATE_NO_COMPRESS, NULL, 0, &w, &z) == CWS_OK && w == 0 && !z);
+    CHECK(cws_deflate_message(d, msg, sizeof msg, 0, NULL, 0, &w, &z) == CWS_ERR_BUFFER_TOO_SMALL);
+    CHECK(cws_deflate_message(d, msg, sizeof msg, 0, out, cws_deflate_bound(sizeof msg) - 1, &w, &z) ==
+          CWS_ERR_BUFFER_TOO_SMALL);
+    CHECK(cws_deflate_message(d, msg, sizeof msg, 0, out, sizeof out, &w, &z) == CWS_OK && z && w > 0 && w < 100);
+    cws_deflater_free(d);
+
+    /* An empty message is one empty stored block without its 00 00 ff ff (RFC 7692 §7.2.3.6). */
+    cfg.threshold = 0;
+    CHECK(cws_deflater_new(&cfg, &agreed, CWS_ROLE_SERVER, NULL, &d) == CWS_OK);
+    CHECK(cws_deflate_message(d, NULL, 0, 0, out, sizeof out, &w, &z) == CWS_OK && z && w == 1 && out[0] == 0);
+    cws_deflater_free(d);
+
+    /* A shared deflater (no agreement: its own window, reset after every message) and a
+     * configured memLevel: what they send inflates back. */
+    cfg.threshold = 0;
+    cfg.mem_level = 1;
+    for (int shared = 0; shared < 2; shared++) {
+        CHECK(cws_deflater_new(&cfg, shared ? NULL : &agreed, CWS_ROLE_SERVER, NULL, &d) == CWS_OK);
+        cws_config cc;
+        cws_config_init(&cc, CWS_ROLE_CLIENT);
+        cc.pmd = &agreed;
+        cws_conn *c = NULL;
+        CHECK(cws_conn_new(&cc, &c) == CWS_OK);
+        for (int m = 0; m < 2; m++) { /* the second message may refer to the first */
+            CHECK(cws_deflate_message(d, msg, sizeof msg, 0, out, sizeof out, &w, &z) == CWS_OK && z);
+            uint8_t frame[1100];
+            size_t hw = 0;
+            CHECK(cws_frame_header_write(frame, sizeof frame, &hw, true, CWS_RSV1, CWS_OP_BINARY, w, NULL) == CWS_OK);
+            memcpy(frame + hw, out, w);
+            const uint8_t *want[1] = {msg};
+            const size_t wl[1] = {sizeof msg};
+            uint16_t code = 0;
+            CHECK(parse_expect(c, frame, hw + w, want, wl, 1, &code) == CWS_WANT_READ);
+        }
+        cws_conn_free(c);
+        cws_deflater_free(d);
+    }
+    cfg.mem_level = 0;
+
+    /* A resetting deflater sends incompressible data as it is (nothing to keep in step); one that
+     * keeps its window must compress every message it was not told to skip. */
+    uint8_t rnd[1000];
+    random_bytes(99, rnd, sizeof rnd);
+    uint8_t big[1200];
+    for (int keep = 0; keep < 2; keep++) {
+        cfg.no_context_takeover = !keep;
+        CHECK(cws_deflater_new(&cfg, &agreed, CWS_ROLE_SERVER, NULL, &d) == CWS_OK);
+        CHECK(cws_deflate_message(d, rnd, sizeof rnd, 0, big, sizeof big, &w, &z) == CWS_OK);
+        CHECK(keep ? (z && w > sizeof rnd) : (!z && w == 0));
+        cws_deflater_free(d);
+    }
+}
+
 void deflate_tests(void) {
+    run_test("deflater: arguments, threshold, empty and incompressible messages", test_deflater_api);
     run_test("compressed frames: frame limit with deflate's slack (issue 11 item 14)", test_compressed_frame_limit);
+    run_test("inflate: the 1-byte probe at a full buffer and at the limit", test_inflate_probe);
+    run_test("inflate: corrupt streams are 1007", test_inflate_corrupt);
+    run_test("inflate and deflate: failing allocator at every call", test_deflate_alloc_failure);
 }

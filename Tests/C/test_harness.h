@@ -122,5 +122,6 @@ void mask_tests(void);
 void utf8_tests(void);
 void handshake_tests(void);
 void deflate_tests(void);
+void extension_tests(void);
 
 #endif /* CWS_TEST_HARNESS_H */
