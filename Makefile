@@ -12,6 +12,7 @@
 #   make check-symbols        fail on any exported symbol without the cws_ prefix
 #   make fuzz                 libFuzzer targets into Fuzz/bin/ (needs clang with compiler-rt)
 #   make fuzz-cov             the same targets with source-based coverage into Fuzz/bin/cov/
+#   make test-cov             the C tests with source-based coverage (Fuzz/bin/cov/test_engine)
 #   make clean
 #
 # CC defaults to clang; CC=gcc works for the library, the example and `make test`. The sanitizer
@@ -63,7 +64,7 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
 COV_FLAGS  := -O1 -g -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping
 FUZZERS    := $(patsubst Fuzz/%.c,%,$(sort $(wildcard Fuzz/fuzz_*.c)))
 
-.PHONY: all lib install uninstall example check-install test test-sanitize check-symbols fuzz fuzz-cov clean FORCE
+.PHONY: all lib install uninstall example check-install test test-sanitize check-symbols fuzz fuzz-cov test-cov clean FORCE
 
 all: lib
 lib: $(BUILD)/libcws.a $(BUILD)/libcws.so $(BUILD)/libcws.so.$(SOVERSION) $(BUILD)/cws.pc
@@ -165,6 +166,7 @@ check-symbols: $(BUILD)/libcws.a $(BUILD)/libcws.so
 
 fuzz: $(addprefix $(FUZZ_BIN)/,$(FUZZERS))
 fuzz-cov: $(addprefix $(FUZZ_BIN)/cov/,$(FUZZERS))
+test-cov: $(FUZZ_BIN)/cov/test_engine
 
 $(FUZZ_BIN)/obj/%.o: Sources/CWebSocket/%.c $(HDR)
 	@mkdir -p $(@D)
@@ -183,6 +185,12 @@ $(FUZZ_BIN)/cov/fuzz_%: Fuzz/fuzz_%.c Fuzz/fuzz_common.h $(TESTHDR) $(patsubst S
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -Wall -Wextra $(COV_FLAGS) $(LLD) -Iinclude -ISources/CWebSocket -ITests/C \
 	    $< $(filter %.o,$^) $(ZLIB) -o $@
+
+# The C tests with coverage, for Fuzz/coverage.sh (compiles the engine sources itself).
+$(FUZZ_BIN)/cov/test_engine: $(TESTSRC) $(TESTHDR) $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -Wall -Wextra $(subst -fsanitize=fuzzer,,$(COV_FLAGS)) $(LLD) -Iinclude -ISources/CWebSocket -ITests/C \
+	    $(TEST_DEFS) $(TESTSRC) $(SRC) $(ZLIB) -o $@
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BIN)

@@ -3,8 +3,9 @@
 #   1. the Swift suites: the C engine through its API, the NIO layer, the router, and interop with
 #      independent clients (Python's websockets, raw sockets) on 127.0.0.1;
 #   2. the C side (scripts/test-c.sh): standalone build, exported-symbol check, C tests plain and
-#      under ASan/UBSan/LSan, the example through pkg-config, each fuzz target for FUZZ_SECONDS
-#      (30 here; scripts/test-c.sh alone defaults to 60) after replaying its regressions;
+#      under ASan/UBSan/LSan, the example through pkg-config, coverage of the engine by the fuzz
+#      corpus and the C tests (fails below its targets), each fuzz target for FUZZ_SECONDS (30
+#      here; scripts/test-c.sh alone defaults to 60) after replaying its regressions;
 #   3. allocations per echoed message of sockets-echo (release build), against the ceilings in
 #      Benchmarks/alloc-thresholds.txt (Benchmarks/alloc-check.sh, counted with an LD_PRELOAD
 #      malloc counter; about 10 s once sockets-echo is built);
