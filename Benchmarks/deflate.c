@@ -12,9 +12,13 @@
  * Lines starting with '#' are comments. MB/s counts uncompressed bytes (10^6 per second), for
  * compression and decompression alike.
  *
- * Data: "json" sets of 256 different JSON-like chat messages of about `size` bytes (100, 300,
- * 1024, 2048: the 100 B-2 KiB of small RPC/chat traffic), and "text" sets of 8 different 64 KiB
- * English-like texts (Zipf-distributed words). Fixed seed: the same data every run.
+ * Data: "json" sets of different JSON-like chat messages of exactly `size` bytes (100, 300,
+ * 1024, 2048: the 100 B-2 KiB of small RPC/chat traffic), and a "text" set of different 64 KiB
+ * English-like texts (Zipf-distributed words). Fixed seed: the same data every run. Every set is
+ * at least 100 KiB (3x the largest window, 32 KiB; SET_MIN_BYTES): a long-lived deflater or
+ * inflater that goes round the set again never finds the same message still in its window, so
+ * context takeover compresses a message against its predecessors, as on a connection, and not
+ * against an earlier copy of itself.
  *
  * Modes (the deflater's; the receiving inflater uses the same window):
  *   shared       one deflater per thread, window 15, memLevel 8, reset after every message
@@ -31,7 +35,10 @@
  *                 deflateReset where the mode resets, and the same 4-byte tail removed.
  *   decompress    cws_conn_parse (client role, unmasked binary frames with RSV1) of the set's
  *                 frames, one long-lived engine; baseline: inflate on the same payloads plus the
- *                 00 00 ff ff tail as a second input, inflateReset where the mode resets. (A
+ *                 00 00 ff ff tail as a second input, inflateReset where the mode resets, into an
+ *                 output buffer as large as the engine's reassembly buffer is for that message
+ *                 size (engine_room below: zlib's fast loop needs 258 bytes of room, so a tighter
+ *                 buffer would slow the baseline down, not the engine). (A
  *                 stream compressed from an empty window decodes the same when repeated on a
  *                 long-lived inflater: no reference reaches before its first message.)
  *   decompress_text  the same with text frames: our engine validates UTF-8 too, zlib does not.
@@ -63,6 +70,7 @@
 #include <zlib.h>
 
 #define SAMPLE_NS 1000000.0 /* ~1 ms per sample: short, so some samples fall between preemptions */
+#define SET_MIN_BYTES (100 * 1024) /* every data set: > 3x the largest window */
 #define CONNS 2000
 #define LEVEL 1
 
@@ -208,6 +216,7 @@ typedef struct bench_case {
     z_stream zd;
     uint8_t *out;
     size_t out_cap;
+    size_t room; /* decompress baseline: output space, as the engine's (engine_room) */
     size_t out_total; /* compressed bytes of the last pass */
     /* decompress */
     cws_conn *conn;
@@ -222,6 +231,16 @@ typedef struct bench_case {
 } bench_case;
 
 static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+
+/* The engine's reassembly buffer once messages of `size` bytes have been received: it starts at
+ * 1 KiB, doubles up to the message, and doubles once more below 16 KiB when fewer than 258 bytes
+ * would be left (cws_conn.c, cws__reserve and cws__inflate_finish). */
+static size_t engine_room(size_t size) {
+    size_t cap = 1024;
+    while (cap < size) cap *= 2;
+    if (cap - size < 258 && cap < 16384) cap *= 2;
+    return cap;
+}
 
 static void zlib_deflate_init(z_stream *z, const mode *m, int level) {
     memset(z, 0, sizeof *z);
@@ -283,14 +302,14 @@ static size_t pass(bench_case *c) {
             z->next_in = c->payloads[i];
             z->avail_in = (uInt)c->payload_len[i];
             z->next_out = c->out;
-            z->avail_out = (uInt)c->out_cap;
+            z->avail_out = (uInt)c->room;
             int r = inflate(z, Z_SYNC_FLUSH);
             if (r != Z_OK && r != Z_BUF_ERROR) die("inflate");
             z->next_in = tail;
             z->avail_in = 4;
             r = inflate(z, Z_SYNC_FLUSH);
             if (r != Z_OK && r != Z_BUF_ERROR) die("inflate tail");
-            size_t n = c->out_cap - z->avail_out;
+            size_t n = c->room - z->avail_out;
             if (n != ds->size) die("inflate size");
             if (c->reset) inflateReset(z);
             CLOBBER(c->out);
@@ -365,6 +384,8 @@ static void setup(bench_case *c, int kind, const mode *m, const dataset *ds, int
     c->level = level;
     c->reset = m->shared;
     c->out_cap = cws_deflate_bound(ds->size) + 64;
+    c->room = engine_room(ds->size);
+    if (c->room > c->out_cap) c->out_cap = c->room;
     c->out = (uint8_t *)xmalloc(c->out_cap);
     cws_pmd_config cfg;
     cws_pmd_params agreed;
@@ -563,13 +584,16 @@ int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 60;
     if (rounds < 1) rounds = 1;
     dataset sets[5];
-    make_dataset(&sets[0], "json", 100, 256);
-    make_dataset(&sets[1], "json", 300, 256);
-    make_dataset(&sets[2], "json", 1024, 256);
-    make_dataset(&sets[3], "json", 2048, 256);
-    make_dataset(&sets[4], "text", 65536, 8);
+    static const size_t set_sizes[5] = {100, 300, 1024, 2048, 65536};
+    for (size_t si = 0; si < 5; si++) {
+        const size_t sz = set_sizes[si];
+        make_dataset(&sets[si], sz < 65536 ? "json" : "text", sz, (SET_MIN_BYTES + sz - 1) / sz);
+    }
     printf("# zlib %s, level %d, threshold 0, best of %d rounds of ~%.0f ms samples\n", zlibVersion(),
            LEVEL, rounds, SAMPLE_NS / 1e6);
+    for (size_t si = 0; si < 5; si++)
+        printf("# set size=%zu messages=%zu bytes=%zu zlib_decompress_room=%zu\n", sets[si].size,
+               sets[si].count, sets[si].size * sets[si].count, engine_room(sets[si].size));
 
     /* Cross-check: our deflater's output is byte for byte zlib's with the same parameters. */
     for (size_t mi = 0; mi < NMODES; mi++) {
