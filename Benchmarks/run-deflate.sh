@@ -26,7 +26,13 @@ mkdir -p "$bin"
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
 [ -n "$cpu" ] || cpu=$(uname -m)
-commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo none)
+# The commit measured; "-dirty" when tracked files differ from it (this report itself excepted: the
+# shell has already truncated it when it is the redirection target).
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)
+if [ "$commit" != none ] &&
+    [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':(exclude)Benchmarks/RESULTS-deflate.md')" ]; then
+    commit="$commit-dirty"
+fi
 ccv=$("$cc" --version 2>/dev/null | head -n 1)
 rm -f "$bin"/deflate-run-*.txt
 k=1

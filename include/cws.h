@@ -391,7 +391,7 @@ CWS_NODISCARD int cws_handshake_accept(const void *key, size_t len, char out[CWS
  *
  * Memory per connection, measured by Benchmarks/run-deflate.sh (2000 server connections, each
  * after one compressed 300-byte message in each direction, bytes asked of the allocator; see
- * Benchmarks/RESULTS-deflate.md). The engine alone is 328 bytes. The inflater (engine-owned,
+ * Benchmarks/RESULTS-deflate.md). The engine alone is 336 bytes. The inflater (engine-owned,
  * sized by the PEER's window, so ask for a small one with peer_window_bits) includes a 1 KiB
  * reassembly buffer; the deflater is the caller's:
  *   memory mode / our window (memLevel)   deflater           inflater at the same peer window
