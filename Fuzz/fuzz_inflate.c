@@ -6,7 +6,9 @@
  * "make": compress the messages with cws_deflate_message first (else the bytes are sent as the
  * compressed payload as they are, for the inflater's error paths), bit 3 binary instead of text,
  * bit 4 a deflater without context takeover, bits 5-7 the deflater level (0-7);
- * byte 1: peer window bits (8 + b % 8; 9 + b % 7 in "make" mode), byte 2-3: max_message_size (1 + v % 4096); byte 4: the
+ * byte 1: peer window bits (8 + b % 8; 9 + b % 7 in "make" mode), byte 2-3: max_message_size (1 + v % 4096) and,
+ * in bit 15, "pool": the engine borrows its inflater from a cws_inflater_pool (the peer then
+ * resets after every message, as the pool requires); byte 4: the
  * largest fragment (1 + b); byte 5: bits 0-2 chunk size index (ref_fuzz_chunk_max), bits 3-7 an
  * allocation to fail (0: none, k: the k-th call of the engine's allocator, and of a second
  * deflater's, returns NULL). Then messages: a 2-byte length and that many bytes, until the input
@@ -95,11 +97,14 @@ static size_t put_frame(uint8_t *out, bool fin, uint8_t rsv, uint8_t op, const u
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_in in = {data, size};
     const uint8_t b0 = fuzz_u8(&in);
-    const bool client = b0 & 1, peer_nct = (b0 >> 1) & 1, make = (b0 >> 2) & 1;
+    const bool client = b0 & 1, make = (b0 >> 2) & 1;
     const uint8_t opcode = (b0 & 8) ? CWS_OP_BINARY : CWS_OP_TEXT;
     /* "make" mode: 9-15, the windows our deflater can honour; otherwise 8-15. */
     const uint8_t peer_bits = (uint8_t)(make ? 9 + fuzz_u8(&in) % 7 : 8 + fuzz_u8(&in) % 8);
-    const uint64_t limit = 1 + fuzz_u16(&in) % 4096;
+    const uint16_t b23 = fuzz_u16(&in);
+    const uint64_t limit = 1 + b23 % 4096;
+    const bool use_pool = b23 >> 15;
+    const bool peer_nct = ((b0 >> 1) & 1) || use_pool;
     const size_t max_frag = 1 + (size_t)fuzz_u8(&in);
     const uint8_t b5 = fuzz_u8(&in);
     const size_t chunk = ref_fuzz_chunk_max[b5 % 8];
@@ -212,10 +217,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.max_frame_size = 1 << 20;
     cfg.allocator = &a;
     cfg.pmd = &agreed;
+    cws_inflater_pool *pool = NULL;
+    int created = use_pool ? cws_inflater_pool_new(&a, &pool) : CWS_OK;
+    cfg.inflaters = pool;
     cws_conn *c = NULL;
-    const int created = cws_conn_new(&cfg, &c);
-    FUZZ_ASSERT(created == CWS_OK || (created == CWS_ERR_NOMEM && fail_at == 1));
+    if (created == CWS_OK) created = cws_conn_new(&cfg, &c);
+    FUZZ_ASSERT(created == CWS_OK || (created == CWS_ERR_NOMEM && cnt.calls == fail_at));
     if (created != CWS_OK) {
+        cws_inflater_pool_free(pool);
         FUZZ_ASSERT(cnt.live == 0);
         cws_deflater_free(d);
         free(stream);
@@ -272,6 +281,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     cws_conn_free(c);
+    /* with a pool: at most one inflater, idle again once the engine is gone */
+    FUZZ_ASSERT(cws_inflater_pool_count(pool) <= 1);
+    cws_inflater_pool_free(pool);
     FUZZ_ASSERT(cnt.live == 0);
     cws_deflater_free(d);
     free(stream);

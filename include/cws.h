@@ -290,6 +290,18 @@ typedef struct cws_config {
      * not in use. Copied at cws_conn_new; not kept. When set, RSV1 is allowed on the first frame of
      * a data message and such messages are inflated; see the permessage-deflate section below. */
     const struct cws_pmd_params *pmd;
+    /* permessage-deflate: a pool of inflaters shared by the engines of one thread (see
+     * cws_inflater_pool_new), or NULL (the default): the engine then creates its own inflater on
+     * its first compressed message and keeps it. With a pool the engine holds no zlib state
+     * between messages: it borrows an inflater at the first frame of a compressed message and
+     * gives it back, reset, when the message is delivered, fails, or the engine is freed. That
+     * needs the peer to reset after every message: `pmd` must have the peer's no_context_takeover
+     * agreed (client_no_context_takeover for a server; a server states it unasked when
+     * cws_pmd_config.peer_no_context_takeover is set, RFC 7692 §7.1.1.2), else cws_conn_new fails
+     * with CWS_ERR_INVALID_ARGUMENT. A peer that keeps its context anyway sends references into a
+     * window that is gone: CWS_ERR_INFLATE (1007) for that connection only. Not copied: the pool
+     * must outlive the engine, and engines sharing a pool must be used from one thread at a time. */
+    struct cws_inflater_pool *inflaters;
 } cws_config;
 
 /* Fills *cfg with the defaults above for `role` (pmd = NULL). */
@@ -522,6 +534,27 @@ CWS_NODISCARD int cws_pmd_response_accept(const cws_pmd_config *cfg, const void 
 
 /* A message compressor (zlib raw deflate, RFC 7692 §7.2.1). Not thread-safe: one thread at a
  * time. Its fields are private. */
+/* A pool of inflaters for the engines of one thread (cws_config.inflaters): idle inflaters wait
+ * in the pool; an engine borrows one only while a compressed message is arriving, so a thread
+ * holds as many as it has messages in progress at once (one, when each message arrives in one
+ * read), not one per connection. Every inflater has a 15-bit window (it inflates any peer window)
+ * and allocates through the pool's allocator: its state (~7 KiB) when created, its 32 KiB window
+ * on first output; reset, not freed, between messages. Not thread-safe. */
+typedef struct cws_inflater_pool cws_inflater_pool;
+
+/* Creates an empty pool. `allocator` as in cws_config (NULL: malloc/free), copied; its functions
+ * and `user` must stay valid until cws_inflater_pool_free. CWS_ERR_INVALID_ARGUMENT,
+ * CWS_ERR_NOMEM. */
+CWS_NODISCARD int cws_inflater_pool_new(const cws_allocator *allocator, cws_inflater_pool **out);
+
+/* Frees the pool and its inflaters. Every engine using it must have been freed first. NULL is
+ * allowed. */
+void cws_inflater_pool_free(cws_inflater_pool *pool);
+
+/* Inflaters the pool has created (idle or lent): the most messages that were in progress at once
+ * on its engines. */
+size_t cws_inflater_pool_count(const cws_inflater_pool *pool);
+
 typedef struct cws_deflater cws_deflater;
 
 /* Creates a deflater for sending in `role` (our direction: server_* parameters for a server).

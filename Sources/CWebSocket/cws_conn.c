@@ -73,7 +73,9 @@ struct cws_conn {
     uint8_t msg_text_out;  /* validate the inflated bytes as UTF-8 */
     uint64_t max_wire;     /* compressed bytes allowed per message (see cws.h) */
     uint64_t max_frame_wire; /* compressed bytes allowed per frame of a compressed message */
-    cws__inflater *zin;    /* created on the first compressed message */
+    cws__inflater *zin;    /* created on the first compressed message, or borrowed from `pool`
+                            * for one message */
+    cws_inflater_pool *pool; /* cws_config.inflaters: NULL, or the thread's pool */
 };
 
 /* Reassembly capacity kept between messages; a larger buffer is returned to the allocator once
@@ -103,6 +105,11 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
         cfg->max_message_size == 0 || cfg->max_frame_size == 0 || (cfg->allowed_rsv & ~0x70))
         return CWS_ERR_INVALID_ARGUMENT;
     if (cfg->pmd != NULL && !cws__pmd_params_valid(cfg->pmd)) return CWS_ERR_INVALID_ARGUMENT;
+    /* A shared inflater is reset after every message: only for a peer that resets too. */
+    if (cfg->inflaters != NULL &&
+        (cfg->pmd == NULL || !(cfg->role == CWS_ROLE_SERVER ? cfg->pmd->client_no_context_takeover
+                                                             : cfg->pmd->server_no_context_takeover)))
+        return CWS_ERR_INVALID_ARGUMENT;
     cws_allocator a;
     if (cws__allocator_resolve(cfg->allocator, &a) != CWS_OK) return CWS_ERR_INVALID_ARGUMENT;
     cws_conn *c = (cws_conn *)a.alloc(sizeof *c, a.user);
@@ -134,6 +141,7 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
          * size itself is checked against max_message_size as it comes out. */
         c->max_wire = cws__with_deflate_slack(c->max_message);
         c->max_frame_wire = cws__with_deflate_slack(c->max_frame);
+        c->pool = cfg->inflaters;
     }
     *out = c;
     return CWS_OK;
@@ -142,7 +150,8 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
 void cws_conn_free(cws_conn *c) {
     if (c == NULL) return;
     if (c->rbuf) c->alloc.free(c->rbuf, c->alloc.user);
-    cws__inflater_free(c->zin);
+    if (c->pool != NULL && c->zin != NULL) cws__pool_give(c->pool, c->zin);
+    else cws__inflater_free(c->zin);
     c->alloc.free(c, c->alloc.user);
 }
 
@@ -165,6 +174,10 @@ CWS_INLINE void cws__event(cws_event *ev, uint8_t type, const void *data, size_t
 __attribute__((noinline)) static int cws__fail(cws_conn *c, int status, cws_event *ev) {
     c->error = status;
     c->flags.f.failed = 1;
+    if (c->pool != NULL && c->zin != NULL) { /* nothing more is inflated: back to the pool */
+        cws__pool_give(c->pool, c->zin);
+        c->zin = NULL;
+    }
     const char *why = cws_strerror(status);
     cws__event(ev, CWS_EVENT_ERROR, why, 0, strlen(why), 0, 0, cws_status_close_code(status));
     return status;
@@ -236,8 +249,10 @@ static int cws__begin_frame(cws_conn *c) {
     const bool inflate = compressed;
     if (plen > (inflate ? c->max_wire : c->max_message)) return CWS_ERR_MESSAGE_TOO_BIG;
     if (inflate && c->zin == NULL) {
-        /* Created lazily: a connection that never receives a compressed message never pays. */
-        int st = cws__inflater_new(&c->alloc, c->pmd_bits, &c->zin);
+        /* Created lazily: a connection that never receives a compressed message never pays.
+         * With a pool, borrowed for this message only. */
+        int st = c->pool != NULL ? cws__pool_take(c->pool, &c->zin)
+                                 : cws__inflater_new(&c->alloc, c->pmd_bits, &c->zin);
         if (st != CWS_OK) return st;
     }
     c->msg_opcode = h->opcode;
@@ -338,7 +353,7 @@ static int cws__inflate_finish(cws_conn *c) {
     int st = cws__inflate_into(c, tail, sizeof tail);
     if (st != CWS_OK) return st;
     if (!cws__inflater_at_boundary(c->zin)) return CWS_ERR_INFLATE;
-    if (c->pmd_reset) cws__inflater_reset(c->zin);
+    if (c->pmd_reset && c->pool == NULL) cws__inflater_reset(c->zin); /* a pool resets on return */
     if (c->msg_text_out && cws_utf8_stream_finish(&c->utf8) != CWS_OK) return CWS_ERR_INVALID_UTF8;
     /* zlib decodes with its fast loop (inflate_fast) only while at least 258 bytes of output
      * space are left (inflate.c); the rest goes through its byte-at-a-time state machine, several
@@ -474,6 +489,10 @@ static int cws__step_deliver(cws_conn *c, cws_event *ev) {
         const int st = cws__inflate_finish(c);
         if (CWS_UNLIKELY(st != CWS_OK)) return st;
         c->msg_inflate = 0;
+        if (c->pool != NULL) { /* reset there */
+            cws__pool_give(c->pool, c->zin);
+            c->zin = NULL;
+        }
     }
     c->flags.f.msg_open = 0;
     c->flags.f.reset_rbuf = 1;

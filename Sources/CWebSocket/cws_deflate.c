@@ -54,8 +54,10 @@ CWS_INLINE uInt cws__clamp_uint(size_t n) { return n > UINT_MAX ? UINT_MAX : (uI
 /* ---- inflater (receiving) ------------------------------------------------------------------------ */
 
 struct cws__inflater {
-    z_stream z;    /* z.opaque points at the engine's allocator copy, which outlives the inflater */
+    z_stream z;    /* z.opaque points at the engine's (or the pool's) allocator copy, which
+                    * outlives the inflater */
     uint8_t ended; /* the last step ended a stream (BFINAL) and restarted it */
+    cws__inflater *next; /* in a pool: the next idle inflater */
 };
 
 int cws__inflater_new(const cws_allocator *a, int window_bits, cws__inflater **out) {
@@ -84,6 +86,59 @@ void cws__inflater_free(cws__inflater *zi) {
 void cws__inflater_reset(cws__inflater *zi) {
     (void)inflateReset(&zi->z);
     zi->ended = 0;
+}
+
+/* ---- a pool of inflaters for one thread -------------------------------------------------------- */
+
+struct cws_inflater_pool {
+    cws_allocator alloc;  /* the inflaters' zlib allocations point here */
+    cws__inflater *idle;  /* idle inflaters, reset */
+    size_t count;         /* created: idle + lent */
+};
+
+int cws_inflater_pool_new(const cws_allocator *allocator, cws_inflater_pool **out) {
+    if (out == NULL) return CWS_ERR_INVALID_ARGUMENT;
+    cws_allocator a;
+    if (cws__allocator_resolve(allocator, &a) != CWS_OK) return CWS_ERR_INVALID_ARGUMENT;
+    cws_inflater_pool *p = (cws_inflater_pool *)a.alloc(sizeof *p, a.user);
+    if (p == NULL) return CWS_ERR_NOMEM;
+    memset(p, 0, sizeof *p);
+    p->alloc = a;
+    *out = p;
+    return CWS_OK;
+}
+
+void cws_inflater_pool_free(cws_inflater_pool *p) {
+    if (p == NULL) return;
+    while (p->idle != NULL) {
+        cws__inflater *zi = p->idle;
+        p->idle = zi->next;
+        cws__inflater_free(zi);
+    }
+    p->alloc.free(p, p->alloc.user);
+}
+
+size_t cws_inflater_pool_count(const cws_inflater_pool *p) { return p == NULL ? 0 : p->count; }
+
+int cws__pool_take(cws_inflater_pool *p, cws__inflater **out) {
+    cws__inflater *zi = p->idle;
+    if (zi == NULL) {
+        /* A 15-bit window inflates what any smaller window produced (RFC 1951 distances). */
+        const int st = cws__inflater_new(&p->alloc, 15, &zi);
+        if (st != CWS_OK) return st;
+        p->count++;
+    } else {
+        p->idle = zi->next;
+    }
+    zi->next = NULL;
+    *out = zi;
+    return CWS_OK;
+}
+
+void cws__pool_give(cws_inflater_pool *p, cws__inflater *zi) {
+    cws__inflater_reset(zi);
+    zi->next = p->idle;
+    p->idle = zi;
 }
 
 bool cws__inflater_at_boundary(const cws__inflater *zi) {

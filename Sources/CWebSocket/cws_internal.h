@@ -78,6 +78,10 @@ void cws__inflater_reset(cws__inflater *z);
 /* True when the inflater stopped between two DEFLATE blocks (where every conforming message
  * ends once its 00 00 ff ff is put back, RFC 7692 §7.2.1 step 2). */
 bool cws__inflater_at_boundary(const cws__inflater *z);
+/* Borrows an idle inflater from the pool, creating one when none is idle. CWS_ERR_NOMEM. */
+int cws__pool_take(cws_inflater_pool *pool, cws__inflater **out);
+/* Resets zi and gives it back to the pool it came from. */
+void cws__pool_give(cws_inflater_pool *pool, cws__inflater *zi);
 /* True when p (a cws_pmd_params) holds window bits 8-15. */
 bool cws__pmd_params_valid(const cws_pmd_params *p);
 /* cws_extension.c: true when every field of cfg is in range. */

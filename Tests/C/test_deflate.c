@@ -485,7 +485,220 @@ static void test_deflater_api(void) {
     }
 }
 
+/* ---- a pool of inflaters shared by the engines of one thread --------------------------------- */
+
+/* Counts live blocks and bytes of one allocator. */
+typedef struct counting {
+    long blocks;
+    size_t bytes;
+} counting;
+
+static void *k_alloc(size_t n, void *u) {
+    counting *k = (counting *)u;
+    size_t *p = (size_t *)malloc(n + sizeof(size_t));
+    if (p == NULL) return NULL;
+    *p = n;
+    k->blocks++;
+    k->bytes += n;
+    return p + 1;
+}
+
+static void k_free(void *q, void *u) {
+    if (q == NULL) return;
+    counting *k = (counting *)u;
+    size_t *p = (size_t *)q - 1;
+    k->blocks--;
+    k->bytes -= *p;
+    free(p);
+}
+
+/* A client-role deflater as a peer that agreed client_no_context_takeover uses it (reset) or
+ * ignores it (keeps its window). */
+static cws_deflater *peer_deflater(bool keeps_context) {
+    cws_pmd_config cfg;
+    cws_pmd_config_init(&cfg);
+    cfg.threshold = 0;
+    const cws_pmd_params agreed = {15, 15, false, !keeps_context};
+    cws_deflater *d = NULL;
+    CHECK(cws_deflater_new(&cfg, &agreed, CWS_ROLE_CLIENT, NULL, &d) == CWS_OK);
+    return d;
+}
+
+/* Frames (masked, text) of message m compressed by d, appended to *s. */
+static void put_compressed(cws_deflater *d, const uint8_t *m, size_t n, uint8_t **s, size_t *len, size_t *cap) {
+    uint8_t *z = (uint8_t *)xmalloc(cws_deflate_bound(n));
+    size_t w = 0;
+    bool compressed = false;
+    CHECK(cws_deflate_message(d, m, n, 0, z, cws_deflate_bound(n), &w, &compressed) == CWS_OK && compressed);
+    put_message(s, len, cap, CWS_OP_TEXT, CWS_RSV1, z, w, 0);
+    free(z);
+}
+
+static cws_conn *pooled_conn(cws_inflater_pool *pool, const cws_allocator *a) {
+    const cws_pmd_params agreed = {15, 15, false, true};
+    cws_config cfg;
+    cws_config_init(&cfg, CWS_ROLE_SERVER);
+    cfg.pmd = &agreed;
+    cfg.inflaters = pool;
+    cfg.allocator = a;
+    cws_conn *c = NULL;
+    CHECK(cws_conn_new(&cfg, &c) == CWS_OK);
+    return c;
+}
+
+static void test_inflater_pool(void) {
+    cws_inflater_pool *pool = NULL;
+    const cws_allocator no_alloc = {NULL, NULL, f_free, NULL};
+    CHECK(cws_inflater_pool_new(NULL, NULL) == CWS_ERR_INVALID_ARGUMENT);
+    CHECK(cws_inflater_pool_new(&no_alloc, &pool) == CWS_ERR_INVALID_ARGUMENT && pool == NULL);
+    cws_inflater_pool_free(NULL);
+    CHECK(cws_inflater_pool_count(NULL) == 0);
+    failing f = {0, 0, 0};
+    const cws_allocator fa = {f_alloc, NULL, f_free, &f};
+    CHECK(cws_inflater_pool_new(&fa, &pool) == CWS_ERR_NOMEM && pool == NULL);
+
+    counting pk = {0, 0}, ek = {0, 0};
+    const cws_allocator pa = {k_alloc, NULL, k_free, &pk}, ea = {k_alloc, NULL, k_free, &ek};
+    CHECK(cws_inflater_pool_new(&pa, &pool) == CWS_OK);
+
+    /* Only for a peer that resets after every message (RFC 7692 §7.1.1.2), in either role. */
+    {
+        cws_config cfg;
+        cws_config_init(&cfg, CWS_ROLE_SERVER);
+        cfg.inflaters = pool;
+        cws_conn *c = NULL;
+        CHECK(cws_conn_new(&cfg, &c) == CWS_ERR_INVALID_ARGUMENT); /* no extension */
+        const cws_pmd_params keeps = {15, 15, true, false};
+        cfg.pmd = &keeps;
+        CHECK(cws_conn_new(&cfg, &c) == CWS_ERR_INVALID_ARGUMENT); /* the client keeps context */
+        cws_config_init(&cfg, CWS_ROLE_CLIENT);
+        cfg.inflaters = pool;
+        const cws_pmd_params client_resets = {15, 15, false, true};
+        cfg.pmd = &client_resets;
+        CHECK(cws_conn_new(&cfg, &c) == CWS_ERR_INVALID_ARGUMENT); /* a client receives server's */
+        const cws_pmd_params server_resets = {15, 15, true, false};
+        cfg.pmd = &server_resets;
+        CHECK(cws_conn_new(&cfg, &c) == CWS_OK);
+        cws_conn_free(c);
+    }
+
+    /* Two connections on one thread, their messages interleaved: A's first half, B's whole
+     * message, A's second half. Each inflates correctly; the pool lends two inflaters at once and
+     * gets both back; an engine holds no zlib state between messages. */
+    uint8_t ma[3000], mb[2500];
+    for (size_t i = 0; i < sizeof ma; i++) ma[i] = (uint8_t)("hello pooled world "[i % 19]);
+    for (size_t i = 0; i < sizeof mb; i++) mb[i] = (uint8_t)('a' + (i * 7) % 26);
+    cws_deflater *da = peer_deflater(false), *db = peer_deflater(false);
+    cws_conn *a = pooled_conn(pool, &ea), *b = pooled_conn(pool, &ea);
+    const long engine_blocks = ek.blocks;
+    for (int round = 0; round < 3; round++) {
+        context("interleaved round %d", round);
+        uint8_t *sa = NULL, *sb = NULL;
+        size_t la = 0, ca = 0, lb = 0, cb = 0;
+        put_compressed(da, ma, sizeof ma, &sa, &la, &ca);
+        put_compressed(db, mb, sizeof mb, &sb, &lb, &cb);
+        const size_t half = la / 2;
+        const uint8_t *wa[1] = {ma}, *wb[1] = {mb};
+        const size_t wla[1] = {sizeof ma}, wlb[1] = {sizeof mb};
+        uint16_t code = 0;
+        CHECK(parse_expect(a, sa, half, wa, wla, 0, &code) == CWS_WANT_READ);
+        CHECK(parse_expect(b, sb, lb, wb, wlb, 1, &code) == CWS_WANT_READ);
+        CHECK(parse_expect(a, sa + half, la - half, wa, wla, 1, &code) == CWS_WANT_READ);
+        CHECK(cws_inflater_pool_count(pool) == 2);
+        /* between messages: the engines hold their reassembly buffers only */
+        CHECK(ek.blocks == engine_blocks + 2);
+        free(sa);
+        free(sb);
+    }
+    /* One after the other: one inflater would do, the two idle ones are reused. */
+    {
+        uint8_t *sa = NULL, *sb = NULL;
+        size_t la = 0, ca = 0, lb = 0, cb = 0;
+        put_compressed(da, ma, sizeof ma, &sa, &la, &ca);
+        put_compressed(db, mb, sizeof mb, &sb, &lb, &cb);
+        const uint8_t *wa[1] = {ma}, *wb[1] = {mb};
+        const size_t wla[1] = {sizeof ma}, wlb[1] = {sizeof mb};
+        uint16_t code = 0;
+        CHECK(parse_expect(a, sa, la, wa, wla, 1, &code) == CWS_WANT_READ);
+        CHECK(parse_expect(b, sb, lb, wb, wlb, 1, &code) == CWS_WANT_READ);
+        CHECK(cws_inflater_pool_count(pool) == 2);
+        free(sa);
+        free(sb);
+    }
+
+    /* A client that ignores client_no_context_takeover: its second message refers into the first
+     * one's window, which the pooled inflater no longer has: 1007 for that connection alone. */
+    cws_deflater *bad = peer_deflater(true);
+    cws_conn *x = pooled_conn(pool, &ea);
+    {
+        context("a peer that keeps its context");
+        uint8_t *s1 = NULL, *s2 = NULL, *sb = NULL;
+        size_t l1 = 0, c1 = 0, l2 = 0, c2 = 0, lb = 0, cb = 0;
+        put_compressed(bad, ma, sizeof ma, &s1, &l1, &c1);
+        put_compressed(bad, ma, sizeof ma, &s2, &l2, &c2); /* all of it a reference to the first */
+        const uint8_t *w[1] = {ma};
+        const size_t wl[1] = {sizeof ma};
+        uint16_t code = 0;
+        CHECK(parse_expect(x, s1, l1, w, wl, 1, &code) == CWS_WANT_READ);
+        CHECK(parse_expect(x, s2, l2, w, wl, 0, &code) == CWS_ERR_INFLATE && code == 1007);
+        /* the others on the pool go on */
+        put_compressed(db, mb, sizeof mb, &sb, &lb, &cb);
+        const uint8_t *wb[1] = {mb};
+        const size_t wlb[1] = {sizeof mb};
+        CHECK(parse_expect(b, sb, lb, wb, wlb, 1, &code) == CWS_WANT_READ);
+        CHECK(cws_inflater_pool_count(pool) == 2);
+        free(s1);
+        free(s2);
+        free(sb);
+    }
+    /* Freed in the middle of a message: the inflater goes back to the pool. */
+    {
+        uint8_t *sa = NULL;
+        size_t la = 0, ca = 0;
+        put_compressed(da, ma, sizeof ma, &sa, &la, &ca);
+        uint16_t code = 0;
+        CHECK(parse_expect(a, sa, la / 2, NULL, NULL, 0, &code) == CWS_WANT_READ);
+        free(sa);
+    }
+    cws_conn_free(a);
+    cws_conn_free(b);
+    cws_conn_free(x);
+    cws_deflater_free(da);
+    cws_deflater_free(db);
+    cws_deflater_free(bad);
+    CHECK(ek.blocks == 0 && ek.bytes == 0);
+    CHECK(cws_inflater_pool_count(pool) == 2);
+    cws_inflater_pool_free(pool);
+    CHECK(pk.blocks == 0 && pk.bytes == 0);
+
+    /* The pool's allocator failing: CWS_ERR_NOMEM (1011) at the first compressed message. */
+    for (long k = 1; k < 4; k++) {
+        failing pf = {0, -1, 0};
+        const cws_allocator pfa = {f_alloc, NULL, f_free, &pf};
+        cws_inflater_pool *fp = NULL;
+        CHECK(cws_inflater_pool_new(&pfa, &fp) == CWS_OK);
+        pf.fail_at = pf.calls + k - 1; /* the k-th call after the pool itself */
+        cws_conn *c = pooled_conn(fp, NULL);
+        cws_deflater *d = peer_deflater(false);
+        uint8_t *s = NULL;
+        size_t l = 0, cp = 0;
+        put_compressed(d, ma, sizeof ma, &s, &l, &cp);
+        const uint8_t *w[1] = {ma};
+        const size_t wl[1] = {sizeof ma};
+        uint16_t code = 0;
+        context("pool allocation %ld fails", k);
+        /* calls 1-3: the inflater's handle, zlib's state, its window (on first output) */
+        CHECK(parse_expect(c, s, l, w, wl, 0, &code) == CWS_ERR_NOMEM && code == 1011);
+        cws_conn_free(c);
+        cws_deflater_free(d);
+        cws_inflater_pool_free(fp);
+        CHECK(pf.live == 0);
+        free(s);
+    }
+}
+
 void deflate_tests(void) {
+    run_test("inflater pool: interleaved connections, a peer that keeps its context, failures", test_inflater_pool);
     run_test("deflater: arguments, threshold, empty and incompressible messages", test_deflater_api);
     run_test("compressed frames: frame limit with deflate's slack (issue 11 item 14)", test_compressed_frame_limit);
     run_test("inflate: the 1-byte probe at a full buffer and at the limit", test_inflate_probe);
