@@ -697,7 +697,66 @@ static void test_inflater_pool(void) {
     }
 }
 
+/* ---- zlib state only on the first compressed message, in each direction --------------------- */
+
+static void test_lazy_zlib_state(void) {
+    counting ek = {0, 0};
+    const cws_allocator ea = {k_alloc, NULL, k_free, &ek};
+    /* Receiving: the engine with the extension agreed is the engine alone until a compressed
+     * message arrives; uncompressed messages add only the reassembly buffer they need. */
+    const cws_pmd_params agreed = {15, 15, false, false};
+    cws_config cfg;
+    cws_config_init(&cfg, CWS_ROLE_SERVER);
+    cfg.pmd = &agreed;
+    cfg.allocator = &ea;
+    cws_conn *c = NULL;
+    CHECK(cws_conn_new(&cfg, &c) == CWS_OK);
+    CHECK(ek.blocks == 1);
+    const size_t engine = ek.bytes;
+    uint8_t m[600];
+    for (size_t i = 0; i < sizeof m; i++) m[i] = (uint8_t)('a' + i % 26);
+    uint8_t *s = NULL;
+    size_t len = 0, cap = 0;
+    put_message(&s, &len, &cap, CWS_OP_TEXT, 0, m, sizeof m, 0); /* in place: no copy */
+    const uint8_t *w[1] = {m};
+    const size_t wl[1] = {sizeof m};
+    uint16_t code = 0;
+    CHECK(parse_expect(c, s, len, w, wl, 1, &code) == CWS_WANT_READ);
+    CHECK(ek.blocks == 1 && ek.bytes == engine);
+    free(s);
+    s = NULL;
+    len = cap = 0;
+    cws_deflater *d = peer_deflater(true);
+    put_compressed(d, m, sizeof m, &s, &len, &cap);
+    CHECK(parse_expect(c, s, len, w, wl, 1, &code) == CWS_WANT_READ);
+    /* engine + reassembly buffer + inflater handle, zlib's state and its window */
+    CHECK(ek.blocks == 5 && ek.bytes > engine + (1u << 15));
+    cws_conn_free(c);
+    cws_deflater_free(d);
+    free(s);
+    CHECK(ek.blocks == 0);
+
+    /* Sending: a dedicated deflater is a small handle until it compresses a message; messages
+     * below the threshold or marked do not create the zlib state. */
+    cws_pmd_config pc;
+    cws_pmd_config_init(&pc);
+    cws_deflater *sd = NULL;
+    CHECK(cws_deflater_new(&pc, &agreed, CWS_ROLE_SERVER, &ea, &sd) == CWS_OK);
+    CHECK(ek.blocks == 1 && ek.bytes < 512);
+    uint8_t out[1200];
+    size_t ow = 0;
+    bool oz = false;
+    CHECK(cws_deflate_message(sd, m, 100, 0, out, sizeof out, &ow, &oz) == CWS_OK && !oz);
+    CHECK(cws_deflate_message(sd, m, sizeof m, CWS_DEFLATE_NO_COMPRESS, out, sizeof out, &ow, &oz) == CWS_OK && !oz);
+    CHECK(ek.blocks == 1 && ek.bytes < 512);
+    CHECK(cws_deflate_message(sd, m, sizeof m, 0, out, sizeof out, &ow, &oz) == CWS_OK && oz);
+    CHECK(ek.blocks > 1 && ek.bytes > (1u << 17)); /* window 15, memLevel 8: ~262 KiB */
+    cws_deflater_free(sd);
+    CHECK(ek.blocks == 0 && ek.bytes == 0);
+}
+
 void deflate_tests(void) {
+    run_test("zlib state only on the first compressed message, in each direction", test_lazy_zlib_state);
     run_test("inflater pool: interleaved connections, a peer that keeps its context, failures", test_inflater_pool);
     run_test("deflater: arguments, threshold, empty and incompressible messages", test_deflater_api);
     run_test("compressed frames: frame limit with deflate's slack (issue 11 item 14)", test_compressed_frame_limit);
