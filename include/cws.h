@@ -300,7 +300,7 @@ typedef struct cws_config {
      * cws_pmd_config.peer_no_context_takeover is set, RFC 7692 §7.1.1.2), else cws_conn_new fails
      * with CWS_ERR_INVALID_ARGUMENT. A peer that keeps its context anyway sends references into a
      * window that is gone: CWS_ERR_INFLATE (1007) for that connection only. Not copied: the pool
-     * must outlive the engine, and engines sharing a pool must be used from one thread at a time. */
+     * must outlive the engine. */
     struct cws_inflater_pool *inflaters;
 } cws_config;
 
@@ -539,7 +539,9 @@ CWS_NODISCARD int cws_pmd_response_accept(const cws_pmd_config *cfg, const void 
  * holds as many as it has messages in progress at once (one, when each message arrives in one
  * read), not one per connection. Every inflater has a 15-bit window (it inflates any peer window)
  * and allocates through the pool's allocator: its state (~7 KiB) when created, its 32 KiB window
- * on first output; reset, not freed, between messages. Not thread-safe. */
+ * on first output; reset, not freed, between messages. Taking and giving back are guarded by a
+ * spin lock, so engines on several threads may share one pool (and an engine may be freed on
+ * another thread than the one it parsed on); one pool per thread keeps the inflaters local. */
 typedef struct cws_inflater_pool cws_inflater_pool;
 
 /* Creates an empty pool. `allocator` as in cws_config (NULL: malloc/free), copied; its functions

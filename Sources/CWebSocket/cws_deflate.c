@@ -27,6 +27,7 @@
 #include "cws_internal.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define ZLIB_CONST /* next_in is const: zlib never writes the input (zlib.h) */
@@ -90,11 +91,22 @@ void cws__inflater_reset(cws__inflater *zi) {
 
 /* ---- a pool of inflaters for one thread -------------------------------------------------------- */
 
+/* The idle list is guarded by a spin lock (C11 atomic_flag): taking and giving back are a few
+ * pointer moves, once per compressed message, so an engine freed on another thread than the one
+ * its pool serves cannot corrupt the list. Creating and resetting inflaters happen outside it. */
 struct cws_inflater_pool {
     cws_allocator alloc;  /* the inflaters' zlib allocations point here */
+    atomic_flag lock;
     cws__inflater *idle;  /* idle inflaters, reset */
-    size_t count;         /* created: idle + lent */
+    _Atomic size_t count; /* created: idle + lent */
 };
+
+static void cws__pool_lock(cws_inflater_pool *p) {
+    while (atomic_flag_test_and_set_explicit(&p->lock, memory_order_acquire)) {
+    }
+}
+
+static void cws__pool_unlock(cws_inflater_pool *p) { atomic_flag_clear_explicit(&p->lock, memory_order_release); }
 
 int cws_inflater_pool_new(const cws_allocator *allocator, cws_inflater_pool **out) {
     if (out == NULL) return CWS_ERR_INVALID_ARGUMENT;
@@ -103,6 +115,8 @@ int cws_inflater_pool_new(const cws_allocator *allocator, cws_inflater_pool **ou
     cws_inflater_pool *p = (cws_inflater_pool *)a.alloc(sizeof *p, a.user);
     if (p == NULL) return CWS_ERR_NOMEM;
     memset(p, 0, sizeof *p);
+    atomic_flag_clear(&p->lock);
+    atomic_init(&p->count, 0);
     p->alloc = a;
     *out = p;
     return CWS_OK;
@@ -118,17 +132,20 @@ void cws_inflater_pool_free(cws_inflater_pool *p) {
     p->alloc.free(p, p->alloc.user);
 }
 
-size_t cws_inflater_pool_count(const cws_inflater_pool *p) { return p == NULL ? 0 : p->count; }
+size_t cws_inflater_pool_count(const cws_inflater_pool *p) {
+    return p == NULL ? 0 : atomic_load_explicit(&((cws_inflater_pool *)p)->count, memory_order_relaxed);
+}
 
 int cws__pool_take(cws_inflater_pool *p, cws__inflater **out) {
+    cws__pool_lock(p);
     cws__inflater *zi = p->idle;
+    if (zi != NULL) p->idle = zi->next;
+    cws__pool_unlock(p);
     if (zi == NULL) {
         /* A 15-bit window inflates what any smaller window produced (RFC 1951 distances). */
         const int st = cws__inflater_new(&p->alloc, 15, &zi);
         if (st != CWS_OK) return st;
-        p->count++;
-    } else {
-        p->idle = zi->next;
+        atomic_fetch_add_explicit(&p->count, 1, memory_order_relaxed);
     }
     zi->next = NULL;
     *out = zi;
@@ -137,8 +154,10 @@ int cws__pool_take(cws_inflater_pool *p, cws__inflater **out) {
 
 void cws__pool_give(cws_inflater_pool *p, cws__inflater *zi) {
     cws__inflater_reset(zi);
+    cws__pool_lock(p);
     zi->next = p->idle;
     p->idle = zi;
+    cws__pool_unlock(p);
 }
 
 bool cws__inflater_at_boundary(const cws__inflater *zi) {

@@ -5,6 +5,8 @@
  */
 #include "test_harness.h"
 
+#include <pthread.h>
+
 /* ---- helpers ------------------------------------------------------------------------------- */
 
 static uint64_t xorshift(uint64_t *s) {
@@ -697,6 +699,64 @@ static void test_inflater_pool(void) {
     }
 }
 
+/* Two threads, each with its own engine and peer, taking turns on one pool as fast as they can:
+ * every message inflates exactly, the pool never lends more inflaters than there are threads. */
+typedef struct pool_worker {
+    cws_inflater_pool *pool;
+    uint8_t *stream;
+    size_t len;
+    const uint8_t *msg;
+    size_t msg_len;
+    int messages, ok;
+} pool_worker;
+
+static void *pool_worker_run(void *arg) {
+    pool_worker *w = (pool_worker *)arg;
+    cws_conn *c = pooled_conn(w->pool, NULL);
+    for (int r = 0; r < 50; r++) {
+        uint8_t *copy = (uint8_t *)xmalloc(w->len);
+        memcpy(copy, w->stream, w->len); /* parse unmasks in place */
+        size_t pos = 0;
+        for (;;) {
+            size_t used = 0;
+            cws_event ev;
+            int st = cws_conn_parse(c, copy + pos, w->len - pos, &used, &ev);
+            pos += used;
+            if (st != CWS_OK) break;
+            if (ev.length == w->msg_len && memcmp(ev.data, w->msg, w->msg_len) == 0) w->ok++;
+            w->messages++;
+        }
+        free(copy);
+    }
+    cws_conn_free(c);
+    return NULL;
+}
+
+static void test_inflater_pool_threads(void) {
+    cws_inflater_pool *pool = NULL;
+    CHECK(cws_inflater_pool_new(NULL, &pool) == CWS_OK);
+    uint8_t m[2][1500];
+    pool_worker w[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        for (size_t k = 0; k < sizeof m[i]; k++) m[i][k] = (uint8_t)('a' + (k * (size_t)(i + 3)) % 26);
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].pool = pool;
+        w[i].msg = m[i];
+        w[i].msg_len = sizeof m[i];
+        cws_deflater *d = peer_deflater(false);
+        size_t cap = 0;
+        for (int k = 0; k < 20; k++) put_compressed(d, m[i], sizeof m[i], &w[i].stream, &w[i].len, &cap);
+        cws_deflater_free(d);
+    }
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, pool_worker_run, &w[i]) == 0);
+    for (int i = 0; i < 2; i++) CHECK(pthread_join(t[i], NULL) == 0);
+    for (int i = 0; i < 2; i++) CHECK(w[i].messages == 1000 && w[i].ok == 1000);
+    CHECK(cws_inflater_pool_count(pool) >= 1 && cws_inflater_pool_count(pool) <= 2);
+    cws_inflater_pool_free(pool);
+    for (int i = 0; i < 2; i++) free(w[i].stream);
+}
+
 /* ---- zlib state only on the first compressed message, in each direction --------------------- */
 
 static void test_lazy_zlib_state(void) {
@@ -756,6 +816,7 @@ static void test_lazy_zlib_state(void) {
 }
 
 void deflate_tests(void) {
+    run_test("inflater pool shared by two threads", test_inflater_pool_threads);
     run_test("zlib state only on the first compressed message, in each direction", test_lazy_zlib_state);
     run_test("inflater pool: interleaved connections, a peer that keeps its context, failures", test_inflater_pool);
     run_test("deflater: arguments, threshold, empty and incompressible messages", test_deflater_api);
