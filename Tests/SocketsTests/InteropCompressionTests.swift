@@ -23,7 +23,7 @@ extension InteropTests {
         ("dedicated", "client_max_window_bits=10", "permessage-deflate; client_max_window_bits=10"),
         ("dedicated", "server_no_context_takeover,client_no_context_takeover,client_max_window_bits=9",
          "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9"),
-        ("shared", "", "permessage-deflate; server_no_context_takeover"),
+        ("shared", "", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
         ("small", "client_max_window_bits=12", "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"),
     ])
     func compressionWithPythonWebsockets(mode: String, offer: String, agreed: String) async throws {

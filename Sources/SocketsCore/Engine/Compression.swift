@@ -10,7 +10,9 @@ public struct CompressionSettings: Sendable, Hashable {
         /// One deflater per connection, with context takeover unless disabled.
         case dedicated
         /// One deflater per event-loop thread for every connection on it; resets after every
-        /// message (we state server_no_context_takeover).
+        /// message (we state server_no_context_takeover). Incoming messages are inflated by a
+        /// pool of inflaters per thread, borrowed for one message at a time, so we also state
+        /// client_no_context_takeover (RFC 7692 §7.1.1.2 lets a server do so unasked).
         case shared
     }
 
@@ -104,7 +106,7 @@ extension CompressionSettings {
         c.window_bits = UInt8(windowBits)
         c.peer_window_bits = UInt8(peerWindowBits)
         c.no_context_takeover = noContextTakeover
-        c.peer_no_context_takeover = peerNoContextTakeover
+        c.peer_no_context_takeover = peerNoContextTakeover || memory == .shared
         c.level = UInt8(level)
         c.threshold = UInt32(clamping: threshold)
         c.memory = memory == .shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED
@@ -178,3 +180,32 @@ final class Deflater {
 
 @available(*, unavailable)
 extension Deflater: Sendable {}
+
+/// The inflaters of one thread's connections in shared mode (`cws_inflater_pool`): a connection
+/// borrows one only while a compressed message arrives, so it holds no zlib state between
+/// messages. Each engine keeps its pool alive; the pool is safe to return to from any thread.
+final class InflaterPool {
+    let handle: OpaquePointer
+
+    private init?() {
+        var p: OpaquePointer?
+        guard cws_inflater_pool_new(nil, &p) == CWS_OK.rawValue, let p else { return nil }
+        handle = p
+    }
+
+    deinit { cws_inflater_pool_free(handle) }
+
+    /// The calling thread's pool, created on first use.
+    static var current: InflaterPool? {
+        if let p = box.currentValue { return p }
+        let p = InflaterPool()
+        if let p { box.currentValue = p }
+        return p
+    }
+
+    // ThreadSpecificVariable gives each thread its own value; the variable itself is safe to share.
+    nonisolated(unsafe) private static let box = ThreadSpecificVariable<InflaterPool>()
+}
+
+@available(*, unavailable)
+extension InflaterPool: Sendable {}

@@ -7,12 +7,19 @@ import NIOCore
 /// channel handler, on the channel's event loop.
 final class Engine {
     private let conn: OpaquePointer
+    /// The pool the engine borrows inflaters from (shared mode), kept alive as long as the engine.
+    private let inflaters: InflaterPool?
 
     /// - Throws: ``WebSocketError`` if the C engine refuses the limits (they are checked earlier
     ///   by ``WebSocketConfiguration/validate()``, so this means a bug) or cannot allocate.
-    init(maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0, compression: CompressionAgreement? = nil) throws {
+    /// - Parameter inflaters: a pool to borrow inflaters from, one message at a time (only with
+    ///   an agreement in which the client resets after every message), or nil for the engine's own.
+    init(maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0, compression: CompressionAgreement? = nil,
+         inflaters: InflaterPool? = nil) throws {
         var cfg = cws_config()
         cws_config_init(&cfg, CWS_ROLE_SERVER)
+        cfg.inflaters = inflaters?.handle
+        self.inflaters = inflaters
         cfg.max_message_size = UInt64(maxMessageSize)
         cfg.max_frame_size = UInt64(maxFrameSize)
         cfg.allowed_rsv = allowedRSV

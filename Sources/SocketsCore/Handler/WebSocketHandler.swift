@@ -125,8 +125,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         try configuration.validate()
         self.configuration = configuration
         self.compression = compression
+        // Shared mode: the thread's inflater pool, when the client agreed to reset after every message.
+        let pooled = configuration.compression?.memory == .shared && compression?.clientNoContextTakeover == true
         self.engine = try Engine(maxMessageSize: configuration.maxMessageSize, maxFrameSize: configuration.effectiveMaxFrameSize,
-                                 compression: compression)
+                                 compression: compression, inflaters: pooled ? InflaterPool.current : nil)
         self.machine = ConnectionStateMachine(
             timers: .init(pingPeriod: TimeAmount(saturating: configuration.pingPeriod), pongWait: TimeAmount(saturating: configuration.pongWait),
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
