@@ -22,7 +22,8 @@ public final class App: Sendable {
     /// Creates an app.
     ///
     /// - Parameters:
-    ///   - logger: the app's logger (request logging in ``Classic``, server lifetime).
+    ///   - logger: the app's logger: request logging in ``Classic``, server lifetime, and every
+    ///     socket route's connection lines, unless the route's ``Options/logger`` is set.
     ///   - maxBodySize: the largest request body accepted; larger ones answer 413. Default 1 MiB.
     ///   - shutdownTimeout: how long a graceful shutdown waits for close handshakes and socket
     ///     handlers before closing what is left. Default `nil`: 1 s more than the longest
@@ -125,6 +126,7 @@ public final class App: Sendable {
     ///   - handlers: handlers that run before the upgrade and may answer instead (authentication).
     ///   - behavior: open, message, drain and close callbacks.
     public func ws(_ path: String, _ options: Options = Options(), before handlers: [Handler] = [], _ behavior: WebSocketBehavior) {
+        let options = withAppLogger(options)
         do {
             let route = try WebSocketRoute(configuration: options.configuration, handshake: options.handshake, behavior: behavior)
             try options.validate()
@@ -138,6 +140,7 @@ public final class App: Sendable {
 
     private func addSocket<Message: Sendable>(_ path: String, _ handlers: [Handler], _ spec: SocketSpec<Message>,
                                               _ handler: @escaping SocketHandler<Message>) {
+        let spec = SocketSpec(checked: spec.codec, options: withAppLogger(spec.options))
         do {
             let endpoint = SocketEndpoint(options: spec.options, route: try spec.options.route()) { channel, request in
                 try spec.start(channel: channel, request: request) { socket in try await handler(request.params, socket) }
@@ -146,6 +149,14 @@ public final class App: Sendable {
         } catch {
             fatalError("\(error)")
         }
+    }
+
+    /// The route's options with the app's logger, unless the route set one.
+    private func withAppLogger(_ options: Options) -> Options {
+        guard !options.hasLogger else { return options }
+        var o = options
+        o.configuration.logger = core.logger
+        return o
     }
 
     /// Starts serving on `host:port` (port 0 picks a free one) and returns at once.

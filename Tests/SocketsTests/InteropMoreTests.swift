@@ -49,7 +49,7 @@ extension InteropTests {
         app.get("/wait", try Sockets.messages(Self.options())) { _, socket in
             await seen.add("connected", 1)
             for await _ in socket.receiver {}
-            await seen.add("done", (await socket.done).rawValue)
+            await seen.add("done", (await socket.done).code.rawValue)
         }
         let running = try await app.start(host: "127.0.0.1", port: 0)
         async let client = InteropClient.run("await_close", "ws://127.0.0.1:\(running.port)/wait")

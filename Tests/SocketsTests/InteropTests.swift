@@ -57,9 +57,9 @@ struct InteropTests {
         try await withApp({ app in
             app.get("/close", try Sockets.messages(Self.options())) { _, socket in
                 for await event in socket.events {
-                    if case .done(let c) = event { await seen.add("events.done", c.rawValue) }
+                    if case .done(let c) = event { await seen.add("events.done", c.code.rawValue) }
                 }
-                await seen.add("done", (await socket.done).rawValue)
+                await seen.add("done", (await socket.done).code.rawValue)
             }
         }) { port in
             let r = try await InteropClient.run("client_close", "ws://127.0.0.1:\(port)/close", ["--code", "\(code)"])
@@ -77,7 +77,7 @@ struct InteropTests {
         try await withApp({ app in
             app.get("/disconnect", try Sockets.messages(Self.options())) { _, socket in
                 await socket.disconnect(4001, reason: "server says bye")
-                await seen.add("done", (await socket.done).rawValue)
+                await seen.add("done", (await socket.done).code.rawValue)
             }
             app.get("/return", try Sockets.messages(Self.options())) { _, _ in }
         }) { port in
@@ -302,7 +302,7 @@ struct InteropTests {
         try await withApp({ app in
             app.get("/live", try Sockets.messages(Self.liveOptions)) { _, socket in
                 for await message in socket.receiver { try await socket.send(message) }
-                await seen.add("done", (await socket.done).rawValue)
+                await seen.add("done", (await socket.done).code.rawValue)
             }
         }) { port in
             let r = try await InteropClient.run("silent", "ws://127.0.0.1:\(port)/live", ["--seconds", "3"])
@@ -334,7 +334,7 @@ struct InteropTests {
                 $0.pingPeriod = .milliseconds(200)
             }
             app.get("/sink", try Sockets.bytes(options)) { _, socket in
-                await seen.add("done", (await socket.done).rawValue)
+                await seen.add("done", (await socket.done).code.rawValue)
             }
         }) { port in
             let r = try await InteropClient.run("flood", "ws://127.0.0.1:\(port)/sink",
@@ -549,10 +549,15 @@ enum InteropClient {
     static let script = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Interop").appendingPathComponent("client.py").path
+    /// Tests/Interop/newcomer.py: the peer of the newcomer and NIO example tests.
+    static let newcomerScript = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop").appendingPathComponent("newcomer.py").path
 
     /// Runs one scenario and returns its JSON; throws (so the test fails) when python3 or
     /// websockets is missing, the client fails, or it prints no JSON object.
-    static func run(_ scenario: String, _ url: String, _ extra: [String] = [], timeout: Double = 60) async throws -> InteropJSON {
+    static func run(_ scenario: String, _ url: String, _ extra: [String] = [], timeout: Double = 60,
+                    script: String = script) async throws -> InteropJSON {
         let arguments = ["python3", script, scenario, url] + extra
         let result = await withCheckedContinuation { (c: CheckedContinuation<ScriptResult, Never>) in
             // Blocking reads and waits on a thread of their own, not on the concurrency pool

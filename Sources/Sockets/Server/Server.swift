@@ -209,7 +209,8 @@ final class AppCore: Sendable {
                 }
                 switch Handshake.evaluate(request.head, route: endpoint.route) {
                 case .failure(let refusal):
-                    endpoint.options.log(.warning, "websocket handshake refused: \(refusal)", metadata: ["uri": "\(request.head.uri)"])
+                    Handshake.logRefusal(refusal, head: request.head, remoteAddress: request.remoteAddress,
+                                         configuration: endpoint.route.configuration)
                     var r = Response.text(refusal.reason + "\n", status: refusal.status)
                     r.headers.add(contentsOf: refusal.headers)
                     return r

@@ -2,6 +2,37 @@ import Logging
 import NIOCore
 
 extension SocketSpec {
+    /// A ``WebSocketRoute`` whose connections each get a ``Socket`` and run `handler` in a task
+    /// of their own: the channel layer on any SwiftNIO server. Give it to a
+    /// ``WebSocketUpgrader`` (NIO's `HTTPServerUpgradeHandler`) or a ``TypedWebSocketUpgrader``
+    /// (NIO's typed, async `configureUpgradableHTTPServerPipeline`, Hummingbird 2).
+    ///
+    /// ```swift
+    /// let chat = try Sockets.json(Message.self, options).route { socket in
+    ///     for await message in socket.receiver { try await socket.send(message) }
+    /// }
+    /// let upgrader = WebSocketUpgrader(route: { _, head in
+    ///     RequestTarget.path(of: head.uri) == "/chat" ? chat : nil
+    /// })
+    /// ```
+    /// Build the route once, when the server starts, with `try` (not `try?`): options that do not
+    /// validate throw here, naming the field, instead of turning every upgrade into a 404.
+    ///
+    /// The handler returning starts the close handshake with 1000 (throwing, with 1011); the
+    /// socket's request has no path parameters (``SocketRequest/params`` is empty: route on
+    /// ``SocketRequest/path`` and ``SocketRequest/query``).
+    ///
+    /// - Parameter handler: runs once per connection, in its own task.
+    /// - Returns: the route, options checked and origin pattern compiled.
+    /// - Throws: ``OptionsError`` naming a wrong option.
+    public func route(_ handler: @escaping @Sendable (Socket<Message>) async throws -> Void) throws(OptionsError) -> WebSocketRoute {
+        try options.route { channel, head, acceptance in
+            let request = SocketRequest(head: head, params: [:], remoteAddress: channel.remoteAddress, subprotocol: acceptance.subprotocol)
+            let work = try start(channel: channel, request: request, handler: handler)
+            Task { await work() }
+        }
+    }
+
     /// Puts a ``Socket`` on an upgraded channel (``WebSocketHandler`` already installed) and
     /// returns the work that runs the user's handler. Must be called on the channel's event loop,
     /// before the first read is handled (from the route's `onUpgrade`).
@@ -15,21 +46,27 @@ extension SocketSpec {
         request: SocketRequest,
         handler: @escaping @Sendable (Socket<Message>) async throws -> Void
     ) throws -> @Sendable () async -> Void {
+        let webSocketHandler = try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self)
+        // The connection's configuration: the route's, with the connection's log metadata.
+        let configuration = webSocketHandler.connectionConfiguration
         let bridge = SocketBridge(spec: self, request: request, allocator: channel.allocator)
-        try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self)
-            .attach(bridge, queueCapacity: options.sendChannelBuffer)
+        webSocketHandler.attach(bridge, queueCapacity: options.sendChannelBuffer)
         guard let socket = bridge.socket else { throw WebSocketError.closed }
-        let options = self.options
         return {
             do {
                 try await handler(socket)
+            } catch let error as WebSocketError where error == .closed || socket.isDone {
+                // A send that raced the close: the connection is over, nothing went wrong here.
+                configuration.log(.debug, "socket handler ended by the close: \(error)")
             } catch {
-                options.log(.error, "socket handler threw: \(error)")
+                configuration.log(.error, "socket handler threw: \(error)", metadata: ["error": "\(error)"])
                 if !socket.isDone { await socket.disconnect(.internalError, reason: "handler error") }
             }
             socket.inbox.readerEnded()
             if !socket.isDone { await socket.disconnect(.normalClosure) }
-            _ = await socket.done
+            let result = await socket.done
+            configuration.log(.info, "websocket closed: \(result)",
+                              metadata: ["ws.close_code": "\(result.code.rawValue)", "ws.close_reason": "\(result.reason)"])
         }
     }
 }
@@ -88,6 +125,10 @@ final class SocketBridge<Message: Sendable>: WebSocketApplication {
     }
 
     func drain(_ connection: WebSocketConnection) {}
+
+    func pong(_ connection: WebSocketConnection) {
+        socket?.pongReceived()
+    }
 
     func closed(_ connection: WebSocketConnection, _ result: CloseResult) {
         socket?.connectionEnded(result)

@@ -34,9 +34,9 @@ final class Inbox<Message: Sendable>: Sendable {
         var head = 0
         var messageCount = 0
         var errorCount = 0
-        var finished: CloseCode? = nil
+        var finished: CloseResult? = nil
         var waiters: [Waiter] = []
-        var doneWaiters: [(UInt64, UnsafeContinuation<CloseCode, Never>)] = []
+        var doneWaiters: [(UInt64, UnsafeContinuation<CloseResult, Never>)] = []
         var nextID: UInt64 = 0
         var doneDelivered = false
         /// The producer stopped reading the socket because `capacity` messages wait.
@@ -104,9 +104,9 @@ final class Inbox<Message: Sendable>: Sendable {
     /// Adds an error; never suspends.
     func push(error: WebSocketError) { deliver(.error(error)) }
 
-    /// Ends the inbox with the connection's close code; waiting readers get what is left, then nil.
-    func finish(_ code: CloseCode) {
-        let (waiters, doneWaiters) = state.withLockedValue { s -> ([Waiter], [(UInt64, UnsafeContinuation<CloseCode, Never>)]) in
+    /// Ends the inbox with how the connection ended; waiting readers get what is left, then nil.
+    func finish(_ code: CloseResult) {
+        let (waiters, doneWaiters) = state.withLockedValue { s -> ([Waiter], [(UInt64, UnsafeContinuation<CloseResult, Never>)]) in
             guard s.finished == nil else { return ([], []) }
             s.finished = code
             // Readers still waiting now can only be waiting for entries that will never come.
@@ -239,8 +239,8 @@ final class Inbox<Message: Sendable>: Sendable {
         return e
     }
 
-    /// Once per inbox, for `events`: the close code when finished and drained of entries.
-    func takeDone() -> CloseCode? {
+    /// Once per inbox, for `events`: the close result when finished and drained of entries.
+    func takeDone() -> CloseResult? {
         state.withLockedValue { s in
             guard let code = s.finished, s.head == s.entries.count, !s.doneDelivered else { return nil }
             s.doneDelivered = true
@@ -248,31 +248,34 @@ final class Inbox<Message: Sendable>: Sendable {
         }
     }
 
-    /// Waits until the inbox is finished and returns the close code.
-    func waitDone() async -> CloseCode {
+    /// Waits until the inbox is finished and returns how the connection ended.
+    func waitDone() async -> CloseResult {
         if let code = state.withLockedValue({ $0.finished }) { return code }
         let id = state.withLockedValue { s -> UInt64 in
             s.nextID += 1
             return s.nextID
         }
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (c: UnsafeContinuation<CloseCode, Never>) in
-                let now: CloseCode? = state.withLockedValue { s in
+            await withUnsafeContinuation { (c: UnsafeContinuation<CloseResult, Never>) in
+                let now: CloseResult? = state.withLockedValue { s in
                     if let code = s.finished { return code }
-                    if Task.isCancelled { return .abnormalClosure }
+                    if Task.isCancelled { return Self.cancelled }
                     s.doneWaiters.append((id, c))
                     return nil
                 }
                 if let now { c.resume(returning: now) }
             }
         } onCancel: {
-            let c = state.withLockedValue { s -> UnsafeContinuation<CloseCode, Never>? in
+            let c = state.withLockedValue { s -> UnsafeContinuation<CloseResult, Never>? in
                 guard let i = s.doneWaiters.firstIndex(where: { $0.0 == id }) else { return nil }
                 return s.doneWaiters.remove(at: i).1
             }
-            c?.resume(returning: .abnormalClosure)
+            c?.resume(returning: Self.cancelled)
         }
     }
+
+    /// What a wait for the end that was cancelled returns.
+    static var cancelled: CloseResult { CloseResult(code: .abnormalClosure, reason: "cancelled") }
 
     /// Whether the inbox has finished (the connection is closed).
     var isFinished: Bool { state.withLockedValue { $0.finished != nil } }

@@ -5,10 +5,19 @@ public import NIOHTTP1
 /// How a socket route behaves: the reference's options, with its names, meanings and defaults,
 /// plus what a WebSocket library is expected to have beyond them.
 ///
-/// Give only the options you want to change; the rest keep their defaults:
+/// Give only the options you want to change, in any order; the rest keep their defaults:
 /// ```swift
-/// app.get("/chat", Sockets.messages(Options(maxMessageSize: 4096, recvChannelBuffer: 32))) { socket in ... }
+/// let options = Options {
+///     $0.recvChannelBuffer = 32
+///     $0.maxMessageSize = 4096
+/// }
+/// app.get("/chat", try Sockets.messages(options)) { params, socket in ... }
+///
+/// var o = Options()             // or step by step
+/// o.allowAnyOrigin = true
 /// ```
+/// The memberwise initializer (`Options(maxMessageSize: 4096, recvChannelBuffer: 32)`) takes its
+/// arguments in the order of the parameter list below.
 /// The options are checked once, when the route is set up (``validate()``); a mistake is a thrown
 /// ``OptionsError`` naming the field, never a crash or a per-request surprise.
 public struct Options: Sendable {
@@ -27,14 +36,21 @@ public struct Options: Sendable {
     /// (TCP then pushes back on the client). Default 10.
     public var recvChannelBuffer: Int
 
-    /// The logger for socket log lines. Default: a swift-log `Logger` labelled `"sockets"` (the
-    /// reference logs to stdout with the prefix `[sockets]`; swift-log's bootstrap decides where
-    /// lines go). As a library, Sockets logs at swift-log's `info` and below; ``logLevel`` picks
-    /// which of its lines are written, and each carries `sockets.level` metadata.
+    /// The logger for socket log lines. Default: in an ``App``, the app's logger; elsewhere a
+    /// swift-log `Logger` labelled `"sockets"` (swift-log's bootstrap decides where lines go).
+    /// Setting it makes the route log here even inside an app. Lines go out at the swift-log
+    /// level of their severity (errors at `.error`, warnings at `.warning`); ``logLevel`` picks
+    /// which are written, each carries `sockets.level` metadata, and a connection's lines carry
+    /// `ws.connection`, `ws.remote` and `ws.path`.
     public var logger: Logger {
         get { configuration.logger }
-        set { configuration.logger = newValue }
+        set {
+            configuration.logger = newValue
+            hasLogger = true
+        }
     }
+    /// Whether ``logger`` was given (an ``App`` gives the rest its own).
+    var hasLogger = false
     /// Which socket log lines are written. Default `.info`, as in the reference.
     public var logLevel: LogLevel {
         get { configuration.logLevel }
@@ -124,7 +140,7 @@ public struct Options: Sendable {
     /// Creates options; every parameter has the reference's default.
     ///
     /// - Parameters:
-    ///   - logger: the logger (default: label `"sockets"`).
+    ///   - logger: the logger (default: the app's in an ``App``, else label `"sockets"`).
     ///   - logLevel: default `.info`.
     ///   - skipLogging: default `false`.
     ///   - writeWait: default 60 s; `.zero` disables the write timeout.
@@ -141,7 +157,7 @@ public struct Options: Sendable {
     ///   - allowAnyOrigin: default `false`.
     ///   - compression: default `nil` (off).
     public init(
-        logger: Logger = Logger(label: "sockets"),
+        logger: Logger? = nil,
         logLevel: LogLevel = .info,
         skipLogging: Bool = false,
         writeWait: Duration = .seconds(60),
@@ -159,13 +175,24 @@ public struct Options: Sendable {
         compression: Compression? = nil
     ) {
         self.configuration = WebSocketConfiguration(
-            logger: logger, logLevel: logLevel, skipLogging: skipLogging, writeWait: writeWait, pongWait: pongWait,
+            logger: logger ?? Logger(label: "sockets"), logLevel: logLevel, skipLogging: skipLogging, writeWait: writeWait, pongWait: pongWait,
             pingPeriod: pingPeriod, maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, closeTimeout: closeTimeout,
             compression: compression)
         self.handshake = HandshakePolicy(allowedOrigin: allowedOrigin, subprotocols: subprotocols,
                                          allowMissingOrigin: allowMissingOrigin, allowAnyOrigin: allowAnyOrigin)
         self.sendChannelBuffer = sendChannelBuffer
         self.recvChannelBuffer = recvChannelBuffer
+        self.hasLogger = logger != nil
+    }
+
+    /// Creates options from the defaults, changed by `configure` in any order:
+    /// `Options { $0.maxMessageSize = 4096; $0.allowAnyOrigin = true }`. Check them with
+    /// ``validate()`` (the socket middleware does).
+    ///
+    /// - Parameter configure: sets the options to change.
+    public init(_ configure: (inout Options) throws -> Void) rethrows {
+        self.init()
+        try configure(&self)
     }
 
     /// The frame limit in force: ``maxFrameSize`` or, when unset, ``maxMessageSize``.

@@ -17,6 +17,66 @@ public struct SocketRequest: Sendable {
     public var headers: HTTPHeaders { head.headers }
     /// The request path, without the query.
     public var path: String { String(RequestTarget.path(of: head.uri)) }
+
+    /// The query parameters of the request URI (`/chat?room=go&user=ann` gives
+    /// `["room": "go", "user": "ann"]`), percent-decoded, `+` read as a space. When a name comes
+    /// more than once, the first value wins (all of them: ``queryValues(_:)``); a name without `=`
+    /// has the value `""`.
+    public var query: [String: String] {
+        var result: [String: String] = [:]
+        for (name, value) in QueryString.pairs(of: head.uri) where result[name] == nil { result[name] = value }
+        return result
+    }
+
+    /// Every value of one query parameter, in order (`?tag=a&tag=b` gives `["a", "b"]` for
+    /// `"tag"`); empty when the parameter is absent.
+    ///
+    /// - Parameter name: the parameter's name, as decoded.
+    public func queryValues(_ name: String) -> [String] {
+        QueryString.pairs(of: head.uri).filter { $0.0 == name }.map(\.1)
+    }
+}
+
+/// The query string of a request target, split and percent-decoded.
+enum QueryString {
+    static func pairs(of uri: String) -> [(String, String)] {
+        guard let q = uri.firstIndex(of: "?") else { return [] }
+        var query = uri[uri.index(after: q)...]
+        if let hash = query.firstIndex(of: "#") { query = query[..<hash] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { part in
+            if let eq = part.firstIndex(of: "=") {
+                return (decode(part[..<eq]), decode(part[part.index(after: eq)...]))
+            }
+            return (decode(part), "")
+        }
+    }
+
+    /// Percent-decoding with `+` as a space (HTML forms); a malformed escape is kept as it is, and
+    /// bytes that are not UTF-8 are repaired.
+    static func decode(_ s: Substring) -> String {
+        let b = Array(s.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        var i = 0
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        while i < b.count {
+            if b[i] == UInt8(ascii: "%"), i + 2 < b.count, let h = hex(b[i + 1]), let l = hex(b[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(b[i] == UInt8(ascii: "+") ? UInt8(ascii: " ") : b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
 
 /// One event of a connection, for a single loop over ``Socket/events``: the Swift counterpart of
@@ -27,9 +87,10 @@ public enum SocketEvent<Message: Sendable>: Sendable {
     /// Something went wrong: a message that did not decode, a protocol violation by the peer, a
     /// timeout. Errors that end the connection are followed by ``done(_:)``.
     case error(WebSocketError)
-    /// The connection is over, with this close code (the peer's, ours, or 1006 when the
-    /// connection dropped without a close handshake). Always the last event.
-    case done(CloseCode)
+    /// The connection is over: its close code and reason (the peer's, a failure's, ours when the
+    /// peer never answered, or 1006 when the connection dropped without a close handshake).
+    /// Always the last event.
+    case done(CloseResult)
 }
 
 /// A WebSocket connection bound to a message type: the reference's channels, in Swift.
@@ -40,7 +101,7 @@ public enum SocketEvent<Message: Sendable>: Sendable {
 ///         switch event {
 ///         case .message(let msg): try await socket.send(msg)   // echo
 ///         case .error(let error): print("error:", error)
-///         case .done: return
+///         case .done(let result): print("closed:", result.code, result.reason); return
 ///         }
 ///     }
 /// }
@@ -59,6 +120,7 @@ public final class Socket<Message: Sendable>: Sendable {
     private let codec: SocketCodec<Message>
     private let allocator: ByteBufferAllocator
     private let maxMessageSize: Int
+    private let pings = PingWaiters()
 
     init(request: SocketRequest, sender: WebSocketSender, allocator: ByteBufferAllocator, codec: SocketCodec<Message>, options: Options) {
         self.request = request
@@ -86,8 +148,9 @@ public final class Socket<Message: Sendable>: Sendable {
     /// A handle for sending, to pass to other tasks (for example a room that broadcasts).
     public var sender: Sender { Sender(socket: self) }
 
-    /// Waits for the connection to end and returns its close code.
-    public var done: CloseCode {
+    /// Waits for the connection to end and returns how it ended: the close code and reason (the
+    /// peer's, a failure's, ours when the peer never answered, or 1006 when TCP dropped).
+    public var done: CloseResult {
         get async { await inbox.waitDone() }
     }
 
@@ -95,6 +158,19 @@ public final class Socket<Message: Sendable>: Sendable {
     public var isDone: Bool { inbox.isFinished }
 
     /// Sends a message. Suspends while `sendChannelBuffer` messages wait unsent.
+    ///
+    /// - Important: because `send` waits for a peer that does not read, a loop that sends to
+    ///   *other* sockets from a connection's handler (a naive room broadcast) stalls on the
+    ///   slowest member, and while it waits its own socket is not read: one client that stops
+    ///   reading stops the whole room. Never await another connection's `send` from a handler.
+    ///   Use the library's hub (`Hub`, Sources/Sockets/Hub), or give each recipient a bounded
+    ///   outbox drained by its own task and drop (or disconnect) a member whose outbox is full:
+    ///   ```swift
+    ///   let (outbox, feed) = AsyncStream.makeStream(of: PreparedMessage.self,
+    ///                                               bufferingPolicy: .bufferingNewest(64))
+    ///   Task { for await m in outbox { try? await socket.send(m) } }   // one task per member
+    ///   // the room: feed.yield(prepared) for every member (never suspends)
+    ///   ```
     ///
     /// - Throws: ``WebSocketError/closed`` once the connection is closing or closed;
     ///   ``WebSocketError/outgoingMessageTooBig`` for a message over `maxMessageSize`; an encoding
@@ -161,10 +237,45 @@ public final class Socket<Message: Sendable>: Sendable {
         output.close(code, reason: reason)
     }
 
+    /// Sends a ping and waits for the peer's pong: returns the round-trip time.
+    ///
+    /// Any pong received after the ping was queued answers it (RFC 6455 §5.5.3 lets a peer
+    /// answer only the latest of several pings, and the server's own keep-alive pings get pongs
+    /// too, so pongs are not matched one to one).
+    ///
+    /// - Parameter timeout: how long to wait for the pong. Default 10 s.
+    /// - Returns: the time from queueing the ping to receiving a pong.
+    /// - Throws: ``WebSocketError/pingTimeout`` when no pong came within `timeout` (the
+    ///   connection stays open: close it if that is what you want); ``WebSocketError/closed`` when
+    ///   the connection is closing or closed, or ends while waiting.
+    @discardableResult
+    public func ping(timeout: Duration = .seconds(10)) async throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let id = pings.register()
+        guard !inbox.isFinished, output.enqueue(.ping(ByteBuffer()), compress: false) else {
+            pings.fail(id, WebSocketError.closed)
+            _ = try? await pings.wait(id)
+            throw WebSocketError.closed
+        }
+        let pings = self.pings
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            pings.fail(id, WebSocketError.pingTimeout)
+        }
+        defer { timer.cancel() }
+        try await pings.wait(id)
+        return clock.now - start
+    }
+
+    /// Called on the event loop when a pong arrives: every ping sent so far is answered.
+    func pongReceived() { pings.answerAll() }
+
     /// Called when the connection has ended, with the outcome the connection's state machine
-    /// recorded (the peer's close code, the failure's, the code we sent, or 1006).
+    /// recorded (the peer's close code and reason, the failure's, the code we sent, or 1006).
     func connectionEnded(_ result: CloseResult) {
-        inbox.finish(result.code)
+        pings.failAll(WebSocketError.closed)
+        inbox.finish(result)
     }
 
     /// The messages of a socket (``receiver``).
@@ -183,6 +294,12 @@ public final class Socket<Message: Sendable>: Sendable {
         public func send(_ prepared: PreparedMessage) async throws { try await socket.send(prepared) }
         /// Encodes once for many sends; see ``Socket/prepare(_:)``.
         public func prepare(_ message: Message) throws -> PreparedMessage { try socket.prepare(message) }
+        /// Starts the close handshake; see ``Socket/disconnect(_:reason:)``.
+        public func disconnect(_ code: CloseCode = .normalClosure, reason: String = "") async {
+            await socket.disconnect(code, reason: reason)
+        }
+        /// Whether the connection has ended; see ``Socket/isDone``.
+        public var isDone: Bool { socket.isDone }
     }
 }
 
@@ -220,13 +337,82 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
             case (.events, .error(let e)?): return SocketEvent<Message>.error(e) as? Element
             case (.events, nil):
                 ended = true
-                if let code = inbox.takeDone() { return SocketEvent<Message>.done(code) as? Element }
+                if let result = inbox.takeDone() { return SocketEvent<Message>.done(result) as? Element }
                 if Task.isCancelled { return nil }
                 return SocketEvent<Message>.done(await inbox.waitDone()) as? Element
             default:
                 ended = true
                 return nil
             }
+        }
+    }
+}
+
+extension WebSocketError {
+    /// ``Socket/ping(timeout:)`` got no pong within its timeout (the connection stays open).
+    public static let pingTimeout = WebSocketError(code: .goingAway, reason: "no pong within the ping's timeout")
+}
+
+/// The pings a socket waits answers for: each registered, then waited for once, and ended once,
+/// by a pong (all at once), the timeout, or the end of the connection.
+final class PingWaiters: Sendable {
+    private enum Slot {
+        case pending
+        case waiting(CheckedContinuation<Void, any Error>)
+        case ended((any Error)?)
+    }
+    private struct State {
+        var next: UInt64 = 0
+        var slots: [UInt64: Slot] = [:]
+    }
+    private let state = NIOLockedValueBox(State())
+
+    func register() -> UInt64 {
+        state.withLockedValue { s in
+            s.next += 1
+            s.slots[s.next] = .pending
+            return s.next
+        }
+    }
+
+    func wait(_ id: UInt64) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let ended: Result<Void, any Error>? = state.withLockedValue { s in
+                switch s.slots[id] {
+                case .ended(let error)?:
+                    s.slots[id] = nil
+                    return error.map { .failure($0) } ?? .success(())
+                case .pending?:
+                    s.slots[id] = .waiting(c)
+                    return nil
+                case .waiting?, nil:
+                    return .failure(WebSocketError.closed)
+                }
+            }
+            if let ended { c.resume(with: ended) }
+        }
+    }
+
+    func fail(_ id: UInt64, _ error: any Error) { end([id], error) }
+    func answerAll() { end(nil, nil) }
+    func failAll(_ error: any Error) { end(nil, error) }
+
+    private func end(_ ids: [UInt64]?, _ error: (any Error)?) {
+        let resume = state.withLockedValue { s -> [CheckedContinuation<Void, any Error>] in
+            var out: [CheckedContinuation<Void, any Error>] = []
+            for id in ids ?? Array(s.slots.keys) {
+                switch s.slots[id] {
+                case .pending?: s.slots[id] = .ended(error)
+                case .waiting(let c)?:
+                    s.slots[id] = nil
+                    out.append(c)
+                case .ended?, nil: break
+                }
+            }
+            return out
+        }
+        for c in resume {
+            if let error { c.resume(throwing: error) } else { c.resume() }
         }
     }
 }

@@ -15,6 +15,8 @@ package protocol WebSocketApplication: AnyObject {
     func ending(_ connection: WebSocketConnection, _ report: WebSocketInbound)
     /// The output has drained below the limit after backpressure.
     func drain(_ connection: WebSocketConnection)
+    /// The peer sent a pong (the channel layer's `ping()` waits for one).
+    func pong(_ connection: WebSocketConnection)
     /// Whether the close the handler is about to send (the answer to the peer's close, or a
     /// failure's) must wait: the application still holds messages received before it whose
     /// replies are not yet queued. The handler then waits for ``WebSocketHandler/applicationCaughtUp()``
@@ -22,6 +24,11 @@ package protocol WebSocketApplication: AnyObject {
     var holdsUnansweredMessages: Bool { get }
     /// The connection has ended (called once).
     func closed(_ connection: WebSocketConnection, _ result: CloseResult)
+}
+
+extension WebSocketApplication {
+    /// Pongs need no answer by default.
+    package func pong(_ connection: WebSocketConnection) {}
 }
 
 /// Frames sent from other threads, waiting for one hop to the event loop: sends are coalesced

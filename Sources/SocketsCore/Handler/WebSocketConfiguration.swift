@@ -1,4 +1,5 @@
 public import Logging
+package import NIOCore
 
 /// The verbosity of a connection's own log lines, as in the reference (`LogLevelError` 0 …
 /// `LogLevelDebug` 3).
@@ -15,12 +16,14 @@ public enum SocketLogLevel: Int, Sendable, Comparable, CaseIterable {
     /// Orders levels by verbosity.
     public static func < (lhs: SocketLogLevel, rhs: SocketLogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    /// As a library, Sockets writes at swift-log's `info` and below (the SSWG logging
-    /// guideline): the socket's own error and warning lines go out at `info`, tagged with
-    /// `sockets.level` metadata, and debug lines at `debug`.
-    var swiftLogLevel: Logger.Level {
+    /// The swift-log level of a line of this severity: error lines at `.error`, warnings at
+    /// `.warning`, and so on, so that a log backend's level filter and alerting see them as
+    /// what they are. (Each line also carries `sockets.level` metadata.)
+    package var swiftLogLevel: Logger.Level {
         switch self {
-        case .error, .warning, .info: return .info
+        case .error: return .error
+        case .warning: return .warning
+        case .info: return .info
         case .debug: return .debug
         }
     }
@@ -144,6 +147,17 @@ public struct WebSocketConfiguration: Sendable {
         if closeTimeout <= .zero { throw OptionsError(field: "closeTimeout", reason: "must be positive") }
         if maxBufferedAmount < 1 { throw OptionsError(field: "maxBufferedAmount", reason: "must be at least 1") }
         if let c = compression { try c.validate() }
+    }
+
+    /// The same configuration for one connection: its logger carries the connection's metadata
+    /// (`ws.connection`: a number unique in the process, `ws.remote`: the peer's address,
+    /// `ws.path`: the request target), so every line of the connection says which it is.
+    package func forConnection(remoteAddress: SocketAddress?, uri: String) -> WebSocketConfiguration {
+        var c = self
+        c.logger[metadataKey: "ws.connection"] = "\(ConnectionNumbers.next())"
+        c.logger[metadataKey: "ws.remote"] = "\(remoteAddress.map { "\($0)" } ?? "?")"
+        c.logger[metadataKey: "ws.path"] = "\(uri)"
+        return c
     }
 
     /// Writes one of the connection's log lines, when ``logLevel`` lets it through.

@@ -148,6 +148,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         return promise.futureResult
     }
 
+    /// The connection's configuration (its logger carries the connection's log metadata).
+    package var connectionConfiguration: WebSocketConfiguration { configuration }
+
     /// Puts an application on top of the handler (the channel layer's socket). Call it on the
     /// event loop before the first read is handled, e.g. from a route's `onUpgrade`.
     package func attach(_ application: any WebSocketApplication, queueCapacity: Int) {
@@ -265,7 +268,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 if machine.receivedPing() == .sendPong {
                     appendFrame(context: context, opcode: Engine.opPong, payload: payload)
                 }
-            case .pong, .needMore, .closed:
+            case .pong:
+                if let application { application.pong(WebSocketConnection(handler: self, context: context)) }
+            case .needMore, .closed:
                 break
             case .close, .failure:
                 ending(step, context: context)
@@ -368,11 +373,11 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func process(_ step: Engine.Step, context: ChannelHandlerContext, report: Bool = false) {
         switch step {
         case .close(let code, let reason):
-            configuration.log(.info, "peer closed the connection: \(code) \(reason)")
+            configuration.log(.info, "peer closed the connection: \(code) \(reason)", metadata: Self.closeMetadata(code, reason))
             execute(machine.receivedClose(code: CloseCode(rawValue: code), reason: reason), context: context, report: report)
         case .failure(let code, let reason):
             let error = WebSocketError(code: CloseCode(rawValue: code), reason: reason)
-            configuration.log(.warning, "closing connection: \(error)")
+            configuration.log(.warning, "closing connection: \(error)", metadata: Self.closeMetadata(code, reason))
             execute(machine.fail(error), context: context, report: report)
         default:
             break
@@ -533,7 +538,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             writtenWhenArmed = written // progress: wait another writeWait
             writeCheckAt = context.eventLoop.now + writeWait
         } else {
-            configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)")
+            configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)", metadata: Self.closeMetadata(WebSocketError.writeTimeout))
             execute(machine.writeTimedOut(), context: context)
         }
     }
@@ -551,7 +556,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 return .dropped
             case .close:
                 let error = WebSocketError(code: .policyViolation, reason: "peer does not read: more than maxBufferedAmount unsent")
-                configuration.log(.warning, "closing connection: \(error)")
+                configuration.log(.warning, "closing connection: \(error)", metadata: Self.closeMetadata(error))
                 execute(machine.fail(error), context: context)
                 return .closed
             }
@@ -573,7 +578,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func closeFromApplication(_ code: CloseCode, reason: String, context: ChannelHandlerContext) {
         let action = machine.sendClose(code: code, reason: reason)
-        if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)") }
+        if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
         execute(action, context: context)
     }
 
@@ -647,7 +652,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             result = pingFromApplication(payload, context: context)
         case .close(let code, let reason):
             let action = machine.sendClose(code: code, reason: reason)
-            if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)") }
+            if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
             execute(action, context: context, promise: promise)
             return
         }
@@ -664,6 +669,15 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     public func flush(context: ChannelHandlerContext) {
         needsFlush = true
         flushIfNeeded(context: context)
+    }
+
+    /// A close line's metadata: the code and the reason.
+    private static func closeMetadata(_ code: UInt16, _ reason: String) -> Logger.Metadata {
+        ["ws.close_code": "\(code)", "ws.close_reason": "\(reason)"]
+    }
+
+    private static func closeMetadata(_ error: WebSocketError) -> Logger.Metadata {
+        closeMetadata(error.code.rawValue, error.reason)
     }
 
     // MARK: Timers
@@ -724,7 +738,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 livenessAt = next
             case let action:
                 livenessAt = nil
-                if action != .none { configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)") }
+                if action != .none {
+                    configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)", metadata: Self.closeMetadata(WebSocketError.pongTimeout))
+                }
                 execute(action, context: context)
             }
         }

@@ -1,5 +1,7 @@
 internal import CWebSocket
 public import NIOHTTP1
+import Logging
+package import NIOCore
 
 /// A refused WebSocket handshake: the HTTP status to answer with and a one-line reason.
 public struct HandshakeRefusal: Error, Sendable, Equatable, CustomStringConvertible {
@@ -133,6 +135,24 @@ public enum Handshake {
             CompressionAgreement.negotiate(offers: head.headers["Sec-WebSocket-Extensions"], settings: settings)
         }
         return .success(HandshakeAcceptance(acceptValue: accept, subprotocol: chosen, compression: compression))
+    }
+
+    /// Logs a refused handshake at `.warning`, with the status and reason and, as metadata, the
+    /// refused `Origin`, the `Host`, the path and the peer's address (at most 128 bytes of each
+    /// header: they come from the peer).
+    package static func logRefusal(_ refusal: HandshakeRefusal, head: HTTPRequestHead, remoteAddress: SocketAddress?,
+                                   configuration: WebSocketConfiguration) {
+        func clip(_ values: [String]) -> Logger.MetadataValue {
+            guard let v = values.first else { return "(none)" }
+            return .string(v.utf8.count <= 128 ? v : String(decoding: v.utf8.prefix(128), as: UTF8.self) + "…")
+        }
+        configuration.log(.warning, "websocket handshake refused: \(refusal)", metadata: [
+            "http.status": "\(refusal.status.code)",
+            "ws.origin": clip(head.headers["Origin"]),
+            "ws.host": clip(head.headers["Host"]),
+            "ws.path": "\(head.uri.utf8.count <= 256 ? head.uri : String(decoding: head.uri.utf8.prefix(256), as: UTF8.self) + "…")",
+            "ws.remote": "\(remoteAddress.map { "\($0)" } ?? "?")",
+        ])
     }
 
     /// Whether `host` is a `Host` value this server accepts: `host [ ":" port ]` (RFC 9110 §7.2,

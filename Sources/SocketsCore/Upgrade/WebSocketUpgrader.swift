@@ -75,10 +75,38 @@ public struct WebSocketRoute: Sendable {
 /// It evaluates the handshake once per connection (``Handshake/evaluate(_:route:)``), answers 101
 /// with the accept key, the chosen subprotocol and the agreed extension, installs a
 /// ``WebSocketHandler`` and hands the channel to the route. When the handshake is refused the
-/// upgrade fails with a ``HandshakeRefusal``, fired as an error down the pipeline before NIO
-/// passes the request on to the HTTP handlers: answer it with the refusal's status and reason.
-/// A request for which the route closure returns nil fails with ``NoRoute`` and goes on to the
-/// HTTP handlers unchanged.
+/// upgrade fails with a ``HandshakeRefusal`` (logged at `.warning` with the refused Origin and
+/// Host), fired as an error down the pipeline before NIO passes the request on to the HTTP
+/// handlers: answer it with the refusal's status, headers and reason. A request for which the
+/// route closure returns nil fails with ``NoRoute`` and goes on to the HTTP handlers unchanged.
+///
+/// A whole server, with the channel layer's `Socket` (module `Sockets`; the runnable version is
+/// `examples/nio-server`). Two things matter: build the route with `try` when the server starts
+/// (a `try?` would turn options that do not validate into a silent 404), and remove your HTTP
+/// handler in the upgrade's completion handler — left in the pipeline, it would be handed the
+/// WebSocket bytes and stop the process (`tried to decode as type HTTPPart<…> but found IOData`).
+///
+/// ```swift
+/// let echo = try Sockets.messages(Options(allowAnyOrigin: true)).route { socket in
+///     for await message in socket.receiver { try await socket.send(message) }
+/// }
+/// let upgrader = WebSocketUpgrader(route: { _, head in
+///     RequestTarget.path(of: head.uri) == "/echo" ? echo : nil
+/// })
+/// let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+///     .childChannelInitializer { channel in
+///         channel.eventLoop.makeCompletedFuture {
+///             let http = MyHTTPHandler() // answers plain requests, and a HandshakeRefusal in errorCaught
+///             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (
+///                 upgraders: [upgrader],
+///                 completionHandler: { context in
+///                     context.pipeline.removeHandler(name: "http", promise: nil)
+///                 }))
+///             try channel.pipeline.syncOperations.addHandler(http, name: "http")
+///         }
+///     }
+///     .bind(host: "127.0.0.1", port: 8080).get()
+/// ```
 public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
     /// Always `"websocket"`.
     public let supportedProtocol = "websocket"
@@ -98,7 +126,9 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             guard let route = route(channel, head) else { return channel.eventLoop.makeSucceededFuture(nil) }
             switch Handshake.evaluate(head, route: route) {
             case .success(let acceptance): return channel.eventLoop.makeSucceededFuture((route, acceptance))
-            case .failure(let refusal): return channel.eventLoop.makeFailedFuture(refusal)
+            case .failure(let refusal):
+                Handshake.logRefusal(refusal, head: head, remoteAddress: channel.remoteAddress, configuration: route.configuration)
+                return channel.eventLoop.makeFailedFuture(refusal)
             }
         }
     }
@@ -148,13 +178,20 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
     /// The upgrade proper, once the 101 is written: adds a ``WebSocketHandler`` at the end of the
     /// channel's pipeline and hands the channel to the route. Shared with servers that perform the
     /// upgrade themselves (the app's HTTP handler upgrades on any request of a connection). Call
-    /// it on the channel's event loop.
+    /// it on the channel's event loop. The connection's lines carry its number, remote address and
+    /// path as metadata.
     package static func install(_ route: WebSocketRoute, acceptance: HandshakeAcceptance, request: HTTPRequestHead,
                                 on channel: any Channel) throws {
-        let handler = try WebSocketHandler(configuration: route.configuration, compression: acceptance.compression, behavior: route.behavior)
+        let configuration = route.configuration.forConnection(remoteAddress: channel.remoteAddress, uri: request.uri)
+        let handler = try WebSocketHandler(configuration: configuration, compression: acceptance.compression, behavior: route.behavior)
         try channel.pipeline.syncOperations.addHandler(handler)
-        try route.onUpgrade(channel, request, acceptance)
-        route.configuration.log(.info, "websocket connected: \(request.uri)", metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+        do {
+            try route.onUpgrade(channel, request, acceptance)
+        } catch {
+            configuration.log(.error, "websocket upgrade failed: \(error)", metadata: ["error": "\(error)"])
+            throw error
+        }
+        configuration.log(.info, "websocket connected: \(request.uri)")
     }
 
     /// Handshakes evaluated and answered, waiting for `upgrade`, by channel (an upgrader may be
