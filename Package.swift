@@ -72,6 +72,20 @@ let package = Package(
             resources: [.copy("Public")],
             swiftSettings: swiftSettings
         ),
+        // examples/nio-server: a plain SwiftNIO server with the channel layer (classic and typed
+        // upgrade); built with the tests, which drive it (Tests/SocketsTests/NIOExampleTests.swift).
+        .executableTarget(
+            name: "NIOServerExample",
+            dependencies: [
+                "Sockets",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "examples/nio-server",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CWebSocketTests",
             dependencies: ["CWebSocket"],
