@@ -8,9 +8,10 @@
 #   scripts/test-c.sh                  # from any directory
 #   FUZZ_SECONDS=10 scripts/test-c.sh  # shorter fuzzing (default 60 s per target)
 #
-# Needs clang with compiler-rt (libFuzzer, sanitizers) and zlib's headers. About 6-7 minutes on a
-# 2-core machine at the default 60 s per target (5 targets). Exit status 0 only if every step passed;
-# the last line is "N passed, M failed" counting steps.
+# Needs clang with compiler-rt (libFuzzer, sanitizers) and zlib's headers. Fuzzing alone takes
+# FUZZ_SECONDS (default 60 s) times the number of targets (every Fuzz/fuzz_*.c: 7 when this was
+# written), plus the builds and tests before it. Exit status 0 only if every step passed; the last
+# line is "N passed, M failed" counting steps.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
