@@ -242,6 +242,7 @@ struct NewcomerTests {
                 try await socket.send("too late")
             }
             app.get("/throws", Sockets.messages()) { _, _ in throw Oops() }
+            app.get("/boom") { _ in throw Oops() }
             app.get("/own", try Sockets.messages(Options { $0.logger = routeLog.logger("own") })) { _, socket in
                 _ = await socket.done
             }
@@ -253,6 +254,8 @@ struct NewcomerTests {
             let thrown = try await peer("talk", "ws://127.0.0.1:\(p)/throws")
             #expect(thrown["close"]["rcvd_code"].int == 1011, "\(thrown)")
             _ = try await peer("talk", "ws://127.0.0.1:\(p)/own", ["--close", "1000", "--reason", "mine"])
+            let boom = try await peer("http", "http://127.0.0.1:\(p)/boom")
+            #expect(boom["status"].int == 500, "\(boom)")
             let refused = try await peer("status", "ws://127.0.0.1:\(p)/big", ["--origin", "http://evil.example"])
             #expect(refused["status"].int == 403, "\(refused)")
             // The handlers finish just after their clients.
@@ -282,10 +285,12 @@ struct NewcomerTests {
         #expect(refusal?.metadata["ws.origin"] == "http://evil.example")
         #expect(refusal?.metadata["ws.host"] == "127.0.0.1:\(port)")
         #expect(refusal?.metadata["http.status"] == "403")
-        // Errors: only the handler that threw; the send that raced the close is none.
+        // Errors: only the socket handler that threw and the HTTP handler that threw (answered
+        // 500); the send that raced the close is none.
         let errors = lines.filter { $0.level >= .error }
-        #expect(errors.count == 1 && errors.first?.message.hasPrefix("socket handler threw") == true, "\(errors)")
-        #expect(errors.first?.metadata["ws.path"] == "/throws")
+        #expect(errors.count == 2, "\(errors)")
+        #expect(errors.contains { $0.message.hasPrefix("socket handler threw") && $0.metadata["ws.path"] == "/throws" }, "\(errors)")
+        #expect(errors.contains { $0.message.hasPrefix("handler error, answered 500") }, "\(errors)")
         #expect(on("/race").allSatisfy { $0.level < .warning }, "\(on("/race"))")
         // A route with its own logger logs there, not to the app's.
         #expect(on("/own").isEmpty, "\(on("/own"))")

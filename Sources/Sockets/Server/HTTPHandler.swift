@@ -276,7 +276,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // them (as NIO's upgrade handler does when it replays what it buffered).
             pipeline.removeHandler(name: Self.decoderName).assumeIsolated().whenComplete { result in
                 if case .failure(let error) = result {
-                    self.core.logger.info("websocket upgrade failed: \(error)")
+                    self.core.logger.error("websocket upgrade failed: \(error)")
                     channel.close(promise: nil)
                     return
                 }
@@ -284,7 +284,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 channel.read()
             }
         } catch {
-            core.logger.info("websocket upgrade failed: \(error)", metadata: ["uri": "\(head.uri)"])
+            core.logger.error("websocket upgrade failed: \(error)", metadata: ["uri": "\(head.uri)"])
             channel.close(promise: nil)
         }
     }

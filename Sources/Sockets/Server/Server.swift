@@ -157,7 +157,7 @@ final class AppCore: Sendable {
     func respond(to request: Request) async -> Response {
         let routing: (RouterTrie, [Middleware])
         do { routing = try self.routing() } catch {
-            logger.info("route error, answered 500: \(error)")
+            logger.error("route error, answered 500: \(error)")
             return .text("500 internal server error", status: .internalServerError)
         }
         switch routing.0.match(method: request.method, path: RequestTarget.path(of: request.head.uri)) {
@@ -230,7 +230,7 @@ final class AppCore: Sendable {
         do {
             return try await chain(request)
         } catch {
-            logger.info("handler error, answered 500: \(error)", metadata: ["uri": "\(request.head.uri)"])
+            logger.error("handler error, answered 500: \(error)", metadata: ["uri": "\(request.head.uri)"])
             return .text("500 internal server error", status: .internalServerError)
         }
     }
