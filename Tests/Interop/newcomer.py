@@ -80,12 +80,14 @@ def silent(args):
     return out
 
 
-def status(args):
+def status(args, method="GET", version=None):
     c = RawConnection(args.url)
     headers = c.default_headers()
     if args.origin is not None:
         headers = [(k, v) for k, v in headers if k != "Origin"] + [("Origin", args.origin)]
-    c.send_request(headers=headers)
+    if version is not None:
+        headers = [(k, v) for k, v in headers if k != "Sec-WebSocket-Version"] + [("Sec-WebSocket-Version", version)]
+    c.send_request(method=method, headers=headers)
     r = c.read_response()
     return {"status": r["status"], "body": r["body"], "headers": r["headers"]}
 
@@ -118,6 +120,8 @@ def example(args):
         out["root"] = http(argparse.Namespace(url=f"http://{base}/"))
         out["missing"] = http(argparse.Namespace(url=f"http://{base}/nope"))
         out["upgrade_missing"] = status(argparse.Namespace(url=f"ws://{base}/nope", origin=None))
+        out["bad_version"] = status(argparse.Namespace(url=f"ws://{base}/chat", origin=None), version="12")
+        out["post"] = status(argparse.Namespace(url=f"ws://{base}/chat", origin=None), method="POST")
         # The server still works after all that.
         ns.send = ['{"user":"bob","text":"again"}']
         out["chat_again"] = asyncio.run(talk(ns))

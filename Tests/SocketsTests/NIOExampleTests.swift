@@ -20,6 +20,10 @@ struct NIOExampleTests {
         // A refused handshake is answered with its status and reason (not a 404, not silence).
         #expect(r["refused"]["status"].int == 403, "\(r["refused"])")
         #expect(r["refused"]["body"].string == "origin not allowed\n")
+        #expect(r["bad_version"]["status"].int == 426, "\(r["bad_version"])")
+        #expect(r["bad_version"]["headers"]["sec-websocket-version"].array.map(\.string) == ["13"])
+        #expect(r["post"]["status"].int == 405, "\(r["post"])")
+        #expect(r["post"]["headers"]["allow"].array.map(\.string) == ["GET"])
         // Plain HTTP is the server's own.
         #expect(r["root"]["status"].int == 200)
         #expect(r["root"]["body"].string == "hello from NIO\n")
