@@ -247,7 +247,8 @@ public final class Socket<Message: Sendable>: Sendable {
     /// - Returns: the time from queueing the ping to receiving a pong.
     /// - Throws: ``WebSocketError/pingTimeout`` when no pong came within `timeout` (the
     ///   connection stays open: close it if that is what you want); ``WebSocketError/closed`` when
-    ///   the connection is closing or closed, or ends while waiting.
+    ///   the connection is closing or closed, or ends while waiting. Cancelling the calling task
+    ///   does not end the wait early: `timeout` bounds it.
     @discardableResult
     public func ping(timeout: Duration = .seconds(10)) async throws -> Duration {
         let clock = ContinuousClock()
