@@ -16,12 +16,15 @@ let package = Package(
         .library(name: "SocketsCore", targets: ["SocketsCore"]),
         .executable(name: "sockets-echo", targets: ["SocketsEcho"]),
         .executable(name: "sockets-chat", targets: ["SocketsChat"]),
+        .library(name: "SocketsPostgres", targets: ["SocketsPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        // The PostgreSQL backplane (its own target: the core does not depend on it).
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
     ],
     targets: [
         .target(
@@ -60,6 +63,19 @@ let package = Package(
         .executableTarget(
             name: "SocketsEcho",
             dependencies: ["Sockets", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        // The hub's PostgreSQL backplane (LISTEN/NOTIFY through postgres-nio): an integration of
+        // its own, so that Sockets does not depend on postgres-nio.
+        .target(
+            name: "SocketsPostgres",
+            dependencies: [
+                "Sockets",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -110,6 +126,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SocketsPostgresTests",
+            dependencies: [
+                "SocketsPostgres",
+                "Sockets",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

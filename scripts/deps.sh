@@ -2,8 +2,9 @@
 # Installs what building and testing need, when it is missing (quick when it is all there):
 # Debian's zlib1g-dev (permessage-deflate links zlib), pkg-config and make (the standalone C
 # build and its install check), and Python's websockets (the independent client of the interop
-# tests), Chromium with its driver and Python's selenium (the chat's browser test). clang with
-# libFuzzer and the sanitizers comes with the Swift toolchain.
+# tests), Chromium with its driver and Python's selenium (the chat's browser test), PostgreSQL
+# (the hub's backplane tests make a throwaway cluster with its initdb and pg_ctl, and use psql).
+# clang with libFuzzer and the sanitizers comes with the Swift toolchain.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -13,6 +14,7 @@ command -v make >/dev/null 2>&1 || need+=(make)
 # A real browser for the chat test: Debian's Chromium and its driver (no downloads at run time).
 dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s chromium-driver >/dev/null 2>&1 || need+=(chromium-driver)
+dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

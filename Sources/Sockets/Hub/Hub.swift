@@ -333,10 +333,17 @@ public final class Hub: Sendable {
         var after = After()
         state.withLock { s in
             switch event {
-            case .connected, .instanceAppeared:
-                // Tell the others (again) who is here: they may have missed changes or be new.
-                let entries = s.local.map { ($0.key, $0.value.topic, $0.value.presence) }
-                backplane?.relay(HubPresenceCodec.snapshot(entries))
+            case .connected:
+                // Tell the others (again) who is here, and ask them the same: either side may
+                // have missed changes while we were disconnected.
+                relaySnapshot(s)
+                backplane?.relay(HubPresenceCodec.request())
+            case .instanceAppeared:
+                // A newcomer: tell it who is here.
+                relaySnapshot(s)
+            case .missed(let instance):
+                after.logs.append("hub: publishes of instance \(instance) were lost; asking every instance for its members again")
+                backplane?.relay(HubPresenceCodec.request())
             case .instanceGone(let instance):
                 let gone = s.remote.removeValue(forKey: instance) ?? [:]
                 for (_, e) in gone.sorted(by: { $0.key < $1.key }) {
@@ -417,6 +424,10 @@ public final class Hub: Sendable {
         }
     }
 
+    private func relaySnapshot(_ s: State) {
+        backplane?.relay(HubPresenceCodec.snapshot(s.local.map { ($0.key, $0.value.topic, $0.value.presence) }))
+    }
+
     /// A presence change from another instance.
     private func applyPresence(_ envelope: HubEnvelope, from instance: String, in s: inout State, after: inout After) {
         guard let change = HubPresenceCodec.decode(envelope) else {
@@ -426,6 +437,9 @@ public final class Hub: Sendable {
         var entries = s.remote[instance] ?? [:]
         var notices: [(PreparedMessage, String)] = []
         switch change {
+        case .request:
+            relaySnapshot(s)
+            return
         case .join(let topic, let entry, let name, let joined, let left):
             entries[entry] = RemoteEntry(topic: topic, name: name, joined: joined, left: left)
             if let m = joined?.prepared { notices.append((m, topic)) }

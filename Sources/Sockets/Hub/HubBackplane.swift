@@ -55,6 +55,9 @@ public enum HubBackplaneEvent: Sendable {
     /// An instance was heard for the first time (or again after it was declared gone). The hub
     /// announces its presence so that the newcomer learns who is here.
     case instanceAppeared(String)
+    /// Publishes of this instance were lost (one side was disconnected): the hub asks every
+    /// instance to send its presence again, to repair the member lists.
+    case missed(from: String)
     /// An instance stopped (said goodbye) or was not heard for the backplane's timeout: the hub
     /// removes its members, announcing their leaves to local subscribers.
     case instanceGone(String)
@@ -77,9 +80,9 @@ public protocol HubBackplane: Sendable {
     /// order: it must not block, wait, or call back into the hub.
     func relay(_ envelope: HubEnvelope)
 
-    /// Connects, relays, and reports what other instances send through `events` (called from one
-    /// task at a time, in order) until the calling task is cancelled; reconnects by itself when
-    /// the connection is lost.
+    /// Connects, relays, and reports what other instances send through `events` until the calling
+    /// task is cancelled; reconnects by itself when the connection is lost. Events about one
+    /// instance are reported in the order they happened (the hub serializes the rest).
     ///
     /// - Throws: only for a configuration that can never work (the hub's ``Hub/run()`` rethrows).
     func run(_ events: @escaping @Sendable (HubBackplaneEvent) -> Void) async throws

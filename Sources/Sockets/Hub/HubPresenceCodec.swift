@@ -8,6 +8,7 @@ import NIOCore
 /// | 1 join     | entry u64, name, joined notice, left notice (the envelope's topic is the topic) |
 /// | 2 leave    | entry u64 |
 /// | 3 snapshot | count u32, then per entry: topic, entry u64, name, joined notice, left notice |
+/// | 4 request  | nothing: every instance that hears it sends its snapshot |
 ///
 /// A string is a u32 length and UTF-8; a notice is a kind byte (0: none) then a u32 length and the
 /// bytes. An entry id is unique within its instance. A snapshot replaces everything the receiver
@@ -31,6 +32,11 @@ enum HubPresenceCodec {
         case join(topic: String, entry: UInt64, name: String, joined: Notice?, left: Notice?)
         case leave(entry: UInt64)
         case snapshot([Item])
+        case request
+    }
+
+    static func request() -> HubEnvelope {
+        HubEnvelope(topic: "", kind: .presence, payload: ByteBuffer(bytes: [4]))
     }
 
     static func join(topic: String, entry: UInt64, presence: HubPresence) -> HubEnvelope {
@@ -86,6 +92,8 @@ enum HubPresenceCodec {
                 items.append(Item(topic: topic, entry: entry, name: name, joined: joined, left: left))
             }
             change = .snapshot(items)
+        case 4:
+            change = .request
         default:
             return nil
         }
