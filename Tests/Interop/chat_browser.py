@@ -84,6 +84,11 @@ class Page:
         return self.driver.execute_script(
             "return [...document.querySelectorAll('#messages li')].map(li => [li.dataset.typ, li.dataset.from, li.dataset.text]);")
 
+    def members(self):
+        """The member list the page shows (its data-members attribute), and the text of it."""
+        return self.driver.execute_script(
+            "const m = document.getElementById('members'); return [JSON.parse(m.dataset.members || '[]'), m.textContent];")
+
     def visible_text(self):
         return self.driver.find_element(By.ID, "messages").text
 
@@ -157,6 +162,7 @@ def play(server, pages, out, output_dir):
     step("carol sees her own line", carol.wait_item("mine", "carol", "Anyone in the garden?"))
     time.sleep(0.5)
     out["before_restart"] = {k: p.items() for k, p in pages.items()}
+    out["members_before_restart"] = {k: p.members() for k, p in pages.items()}
     out["alice_text"] = alice.visible_text()
     alice.driver.save_screenshot(os.path.join(output_dir, "chat-room.png"))
     out["title"] = alice.driver.title
@@ -190,6 +196,7 @@ def play(server, pages, out, output_dir):
     step("alice sees bob leave", alice.wait_item("status", "bob", "left", after=mark_alice))
     time.sleep(0.3)
     out["after_bob_left"] = {k: pages[k].items()[mark_alice if k == "alice" else 0:] for k in ("alice",)}
+    out["members_after_bob_left"] = alice.members()
     out["final"] = {k: pages[k].items() for k in ("alice", "carol")}
     alice.driver.save_screenshot(os.path.join(output_dir, "chat-room-after.png"))
 

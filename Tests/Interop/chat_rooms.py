@@ -72,7 +72,11 @@ class Client:
             async for data in self.ws:
                 try:
                     m = json.loads(data)
-                    self.seen.append([m.get("typ"), m.get("from"), m.get("text")])
+                    if m.get("typ") == "members":
+                        # The member list, as ["members", "", "alice,bob"].
+                        self.seen.append(["members", m.get("from"), ",".join(m.get("members") or [])])
+                    else:
+                        self.seen.append([m.get("typ"), m.get("from"), m.get("text")])
                 except ValueError:
                     self.seen.append(["<not json>", None, data if isinstance(data, str) else data.hex()])
         except ConnectionClosed:

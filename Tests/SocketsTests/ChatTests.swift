@@ -39,6 +39,15 @@ struct ChatTests {
         #expect(r["dave"].rows.withoutJoins == [["message", "carol", "garden only"]], "\(r["dave"])")
         #expect(r["zoë ✓"].rows.withoutJoins == [["message", "yan lee", "grüße 🌍"]], "\(r["zoë ✓"])")
         #expect(r["yan lee"].rows.withoutJoins == [], "\(r["yan lee"])")
+        // Each client's first message is the member list, itself included (and the other of its
+        // pair when that one was in first).
+        for (a, b) in [("alice", "bob"), ("carol", "dave"), ("zoë ✓", "yan lee")] {
+            let lists = [r[a].rows.first, r[b].rows.first]
+            #expect(lists.allSatisfy { $0?.first == "members" }, "\(a)/\(b): \(lists)")
+            let names = lists.map { Set(($0?.last ?? "").split(separator: ",").map(String.init)) }
+            #expect(names.contains([a]) || names.contains([b]), "\(a)/\(b): one of them was in first: \(lists)")
+            #expect(names.contains([a, b]), "\(a)/\(b): the second sees both: \(lists)")
+        }
         #expect(r["invalid_name"]["close_code"].int == 1008, "\(r["invalid_name"])")
         #expect(r["server_exit"].int == 0, "the server did not stop cleanly on SIGTERM: \(r["server_log_tail"])")
     }
@@ -141,6 +150,52 @@ struct ChatTests {
         """)
     }
 
+    // MARK: Across instances
+
+    /// Two sockets-chat instances on one PostgreSQL (a throwaway cluster made by the script):
+    /// clients on both, member lists across instances, every message to every other member
+    /// exactly once and in order per sender, 20,000 bytes across, a PostgreSQL restart (local
+    /// delivery goes on, cross-instance delivery resumes, the gap is reported), and one instance
+    /// killed (the other's members see the leaves).
+    @Test func twoInstancesThroughPostgres() async throws {
+        let r = try await ChatScript.run("chat_cluster.py", ["--messages", "20"], timeout: 180)
+        let everyone = ["alice", "bob", "carol", "dave"]
+        for name in everyone {
+            #expect(r["members"][name].array.compactMap(\.string) == everyone, "\(name): \(r["members"])")
+            #expect(r["in_order_exactly_once"][name].bool == true, "\(name): \(r["deliveries"])")
+        }
+        #expect(r["all_delivered"].bool == true, "\(r["deliveries"])")
+        #expect(r["own_echoes"].int == 0)
+        #expect(r["big_intact"].bool == true && r["big_bytes"].int == 20_000)
+        #expect(r["local_during_outage"].bool == true)
+        #expect(r["resumed"].bool == true)
+        #expect(r["outage_crossed"].bool == false, "what was published during the outage is not relayed")
+        #expect((r["stats_a"]["backplane"]["notRelayed"].int ?? 0) >= 1, "\(r["stats_a"])")
+        #expect((r["stats_b"]["backplane"]["notRelayed"].int ?? 0) >= 1, "\(r["stats_b"])")
+        #expect((r["stats_a"]["backplane"]["missed"].int ?? 0) >= 1, "the gap is reported: \(r["stats_a"])")
+        #expect((r["stats_b"]["backplane"]["missed"].int ?? 0) >= 1, "the gap is reported: \(r["stats_b"])")
+        #expect(r["stats_a"]["backplane"]["connections"].int == 2)
+        #expect((r["stats_b"]["backplane"]["receivedThroughTable"].int ?? 0) >= 1, "the 20,000 bytes went through the table")
+        #expect(r["stats_a"]["backplane"]["duplicates"].int == 0 && r["stats_b"]["backplane"]["duplicates"].int == 0)
+        #expect(r["members_after_kill"]["alice"].array.compactMap(\.string) == ["alice", "bob"], "\(r["members_after_kill"])")
+        #expect(r["members_after_kill"]["bob"].array.compactMap(\.string) == ["alice", "bob"], "\(r["members_after_kill"])")
+        #expect(r["server_a_exit"].int == 0, "\(r["server_a_log_tail"])")
+        print("ChatTests cluster: 4 clients x 20 messages across 2 instances in \(r["burst_seconds"]) s; leaves seen \(r["leaves_seen_after"]) s after the kill")
+    }
+
+    /// A bad --backplane URL is refused before anything starts, naming what is wrong.
+    @Test func badBackplaneURL() async throws {
+        let r = ScriptResult.run([try ChatScript.chatBinary(), "--backplane", "http://user@host/db"], timeout: 30)
+        #expect(r.status == 64, "ArgumentParser's validation exit code")
+        #expect(String(decoding: r.stderr, as: UTF8.self).contains("--backplane: unsupported-scheme"), "\(String(decoding: r.stderr, as: UTF8.self))")
+        let help = ScriptResult.run([try ChatScript.chatBinary(), "--help"], timeout: 30)
+        #expect(help.status == 0)
+        let text = String(decoding: help.stdout, as: UTF8.self)
+        for option in ["--host", "--port", "--public", "--client-queue", "--quiet", "--backplane"] {
+            #expect(text.contains(option), "--help lists \(option): \(text)")
+        }
+    }
+
     // MARK: Browser
 
     /// Headless Chromium: Alice (through the index form) and Bob in "lobby", Carol in "garden".
@@ -186,6 +241,12 @@ struct ChatTests {
         }
         #expect(r["after_restart"]["bob"].rows.contains(["message", "alice", "Still there after the restart?"]))
         #expect(r["after_bob_left"]["alice"].rows == [["status", "bob", "left"]], "\(r["after_bob_left"])")
+        // The member list in the header: who is in the room, kept up to date by the notices.
+        #expect(r["members_before_restart"]["alice"].array.first?.array.compactMap(\.string) == ["alice", "bob"], "\(r["members_before_restart"])")
+        #expect(r["members_before_restart"]["bob"].array.first?.array.compactMap(\.string) == ["alice", "bob"], "\(r["members_before_restart"])")
+        #expect(r["members_before_restart"]["carol"].array.first?.array.compactMap(\.string) == ["carol"], "\(r["members_before_restart"])")
+        #expect(r["members_before_restart"]["alice"].array.last?.string == "2 here: alice, bob", "\(r["members_before_restart"])")
+        #expect(r["members_after_bob_left"].array.first?.array.compactMap(\.string) == ["alice"], "\(r["members_after_bob_left"])")
         // Nothing crossed between rooms, at any time.
         let carolSaw = r["final"]["carol"].rows.filter { $0.first == "message" || $0.first == "status" }
         #expect(carolSaw.isEmpty, "garden got lobby traffic: \(carolSaw)")
@@ -247,6 +308,7 @@ enum ChatScript {
         case 3: throw ChatScriptError(description: "the Python package websockets is missing (pip install websockets): \(stderr)")
         case 4: throw ChatScriptError(description: "the Python package selenium is missing (pip install selenium): \(stderr)")
         case 5: throw ChatScriptError(description: "chromium or chromedriver is missing (apt-get install chromium chromium-driver): \(stderr)")
+        case 6: throw ChatScriptError(description: "PostgreSQL is missing (apt-get install postgresql): \(stderr)")
         default:
             throw ChatScriptError(description: "\(script) exited with \(result.status)\(result.timedOut ? " (killed after \(timeout) s)" : ""): \(stderr)")
         }
@@ -262,8 +324,8 @@ enum ChatScript {
 }
 
 extension [[String]] {
-    /// The rows without join notices.
-    var withoutJoins: [[String]] { filter { !($0.first == "status" && $0.last == "joined") } }
+    /// The rows without join notices and member lists.
+    var withoutJoins: [[String]] { filter { !($0.first == "status" && $0.last == "joined") && $0.first != "members" } }
 }
 
 /// A read-only view of a script's JSON (`JSONSerialization` output).

@@ -1,5 +1,7 @@
 // The room page: one WebSocket to /sockets/rooms/<room>/<name>, messages as JSON
-// {"typ": "status" | "message", "from": <name>, "text": <text>}. The connection state is always
+// {"typ": "status" | "message", "from": <name>, "text": <text>}. The first message is
+// {"typ": "members", "members": [...]}: who is in the room (on every server), this page included;
+// the status notices after it keep the list up to date. The connection state is always
 // shown; when the connection drops (a server restart, a network change) the page reconnects with
 // exponential backoff and jitter, so that many pages do not all come back at the same instant.
 (() => {
@@ -10,6 +12,8 @@
   const form = $('send');
   const input = $('text');
   const button = form.querySelector('button');
+  const membersEl = $('members');
+  let members = [];
 
   const room = decodeURIComponent(location.pathname.split('/')[2] || '');
   const name = new URLSearchParams(location.search).get('name') || localStorage.getItem('sockets-chat-name') || '';
@@ -65,6 +69,22 @@
     if (atBottom || kind === 'mine') list.scrollTop = list.scrollHeight;
   }
 
+  function showMembers() {
+    const sorted = [...members].sort();
+    membersEl.dataset.members = JSON.stringify(sorted);
+    membersEl.textContent = sorted.length ? `${sorted.length} here: ${sorted.join(', ')}` : '';
+  }
+
+  function updateMembers(m) {
+    if (m.typ === 'members' && Array.isArray(m.members)) members = m.members.map(String);
+    else if (m.typ === 'status' && m.text === 'joined') members.push(m.from);
+    else if (m.typ === 'status' && m.text === 'left') {
+      const i = members.indexOf(m.from);
+      if (i >= 0) members.splice(i, 1);
+    } else return;
+    showMembers();
+  }
+
   // 0.5 s, 1 s, 2 s, 4 s, 8 s, then 10 s; each delay drawn from [d/2, d).
   function backoff(n) {
     const d = Math.min(10000, 500 * 2 ** n);
@@ -85,12 +105,15 @@
     ws.addEventListener('message', (event) => {
       let m;
       try { m = JSON.parse(event.data); } catch { return; }
+      updateMembers(m);
       if (m.typ === 'status') show('status', m.from, m.text);
       else if (m.typ === 'message') show('message', m.from, m.text);
     });
     ws.addEventListener('close', (event) => {
       if (socket !== ws) return;
       socket = null;
+      members = [];
+      showMembers();
       if (event.code === 1008 && event.reason.startsWith('invalid name')) {
         setState('closed', event.reason);  // retrying cannot help
         return;
