@@ -166,6 +166,8 @@ async def worker_main(w, args, base, ctl, report):
     loop = asyncio.get_running_loop()
     n = args.clients
     mine = [LoadClient(i, n, args.messages, args.probes) for i in range(w, n, args.processes)]
+    # With several instances (--instances), client process w talks to instance w mod N.
+    base = base[w % len(base)] if isinstance(base, list) else base
     ws_base = "ws://" + base.split("://", 1)[1]
 
     async def command():
@@ -286,7 +288,10 @@ def percentiles(values, ps=(50, 90, 99, 100)):
 
 
 def cpu_seconds(pid):
-    """user + system CPU time of a process so far (Linux /proc), or None."""
+    """user + system CPU time of a process (or the sum over a list of them) so far (Linux /proc), or None."""
+    if isinstance(pid, list):
+        times = [cpu_seconds(p) for p in pid]
+        return None if None in times else sum(times)
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -418,10 +423,27 @@ def round_result(args, reports, messages, rate, seconds, completed):
     }
     return r
 
+def wait_backplanes(bases, timeout=30):
+    """Waits until every server's backplane is listening (its /stats says so)."""
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if all(json.loads(urllib.request.urlopen(b + "/stats", timeout=5).read())["backplane"]["connected"] for b in bases):
+                return
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("the servers' backplanes did not connect")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", help="path to sockets-chat (started on a free port, stopped after)")
     parser.add_argument("--server-arg", action="append", default=[])
+    parser.add_argument("--instances", type=int, default=1,
+                        help="start this many servers sharing the room through --backplane; client process w uses instance w mod N")
+    parser.add_argument("--backplane", help="postgres:// URL passed to every server as --backplane")
     parser.add_argument("--url", help="a running sockets-chat, e.g. http://127.0.0.1:3000")
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5, help="burst messages per client")
@@ -439,20 +461,35 @@ def main():
         parser.error("give --server or --url")
     args.processes = max(1, min(args.processes, args.clients))
 
-    out = {"scenario": "load"}
+    if args.instances > 1 and not args.backplane:
+        parser.error("--instances > 1 needs --backplane")
+    args.processes = max(args.processes, args.instances)
+
+    out = {"scenario": "load", "instances": args.instances}
     server = None
+    servers = []
     try:
         if args.server:
-            server = ChatServer(args.server, args.server_arg)
-            base = server.start()
+            extra = args.server_arg + (["--backplane", args.backplane] if args.backplane else [])
+            servers = [ChatServer(args.server, extra) for _ in range(args.instances)]
+            server = servers[0]
+            bases = [s.start() for s in servers]
+            if args.backplane:
+                wait_backplanes(bases)
+            base = bases if len(bases) > 1 else bases[0]
         else:
             base = args.url.rstrip("/")
         out["base"] = base
-        out.update(run(args, base, server.proc.pid if server else None))
+        out.update(run(args, base, [s.proc.pid for s in servers] if servers else None))
     except Exception as e:
         out["exception"] = f"{type(e).__name__}: {e}"
         out["traceback"] = traceback.format_exc()
     finally:
+        for s in servers[1:]:
+            s.stop()
+            if "exception" in out:
+                out.setdefault("other_server_log_tails", []).append(s.log_tail(2000))
+            s.remove_log()
         if server is not None:
             out["server_exit"] = server.stop()
             if "exception" in out:
