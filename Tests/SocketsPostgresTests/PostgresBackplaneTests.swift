@@ -305,7 +305,7 @@ final class Recorder: HubSubscriber {
     private let received = Mutex<[PreparedMessage]>([])
     func send(_ prepared: PreparedMessage) async throws { received.withLock { $0.append(prepared) } }
     func disconnect(_ code: CloseCode, reason: String) async {}
-    var done: CloseCode { get async { await withUnsafeContinuation { (_: UnsafeContinuation<CloseCode, Never>) in } } }
+    var done: CloseResult { get async { await withUnsafeContinuation { (_: UnsafeContinuation<CloseResult, Never>) in } } }
     func clear() { received.withLock { $0 = [] } }
     /// Texts as they are; binary as "binary N bytes of B" (N from the first 4 bytes, which must
     /// match the length, and B the fill byte, which must fill the rest).

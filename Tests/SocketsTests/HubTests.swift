@@ -291,7 +291,11 @@ final class FakeSubscriber: HubSubscriber {
         state.withLock { $0.disconnects.append((code, reason)) }
     }
 
-    var done: CloseCode {
+    var done: CloseResult {
+        get async { CloseResult(code: await doneCode, reason: "") }
+    }
+
+    private var doneCode: CloseCode {
         get async {
             await withCheckedContinuation { c in
                 let now = state.withLock { s -> CloseCode? in

@@ -29,8 +29,8 @@ public protocol HubSubscriber: AnyObject, Sendable {
     func send(_ prepared: PreparedMessage) async throws
     /// Closes the subscriber's connection with `code` (used by ``SlowConsumerPolicy/disconnect(_:)``).
     func disconnect(_ code: CloseCode, reason: String) async
-    /// Returns when the subscriber's connection has ended.
-    var done: CloseCode { get async }
+    /// Returns when the subscriber's connection has ended, with how it ended.
+    var done: CloseResult { get async }
 }
 
 extension Socket: HubSubscriber {}
