@@ -99,6 +99,42 @@ package struct CompressionAgreement: Sendable, Equatable {
     }
 }
 
+extension CompressionAgreement {
+    /// Client role: our one permessage-deflate offer for these settings (RFC 7692 §7.1), e.g.
+    /// `permessage-deflate; client_max_window_bits`.
+    static func clientOffer(settings: CompressionSettings) -> String {
+        var cfg = settings.cConfig
+        var out = [UInt8](repeating: 0, count: Int(CWS_PMD_HEADER_MAX))
+        var written = 0
+        let st = out.withUnsafeMutableBytes { cws_pmd_offer_write(&cfg, $0.baseAddress, $0.count, &written) }
+        precondition(st == CWS_OK.rawValue, "offer for validated settings")
+        return String(decoding: out[0..<written], as: UTF8.self)
+    }
+
+    /// Client role: checks the server's `Sec-WebSocket-Extensions` answer against the offer made
+    /// from the same settings. `.declined`: the server accepted no extension; `.refused`:
+    /// the answer does not fit the offer (fail the connection), with the engine's reason.
+    static func clientAccept(response: String, settings: CompressionSettings) -> ClientAnswer {
+        var cfg = settings.cConfig
+        var agreed = cws_pmd_params()
+        var value = response
+        let st = value.withUTF8 { cws_pmd_response_accept(&cfg, $0.baseAddress, $0.count, &agreed) }
+        if st == CWS_PMD_DECLINED.rawValue { return .declined }
+        guard st == CWS_OK.rawValue else { return .refused(String(cString: cws_strerror(st))) }
+        return .agreed(CompressionAgreement(
+            serverMaxWindowBits: agreed.server_max_window_bits, clientMaxWindowBits: agreed.client_max_window_bits,
+            serverNoContextTakeover: agreed.server_no_context_takeover, clientNoContextTakeover: agreed.client_no_context_takeover,
+            responseHeader: response))
+    }
+
+    /// What a server's permessage-deflate answer means to the client.
+    enum ClientAnswer {
+        case agreed(CompressionAgreement)
+        case declined
+        case refused(String)
+    }
+}
+
 extension CompressionSettings {
     var cConfig: cws_pmd_config {
         var c = cws_pmd_config()
@@ -120,15 +156,15 @@ extension CompressionSettings {
 final class Deflater {
     private let handle: OpaquePointer
 
-    init?(settings: CompressionSettings, agreement: CompressionAgreement?) {
+    init?(settings: CompressionSettings, agreement: CompressionAgreement?, role: WebSocketRole = .server) {
         var cfg = settings.cConfig
         var d: OpaquePointer?
         let st: Int32
         if let agreement {
             var p = agreement.params
-            st = cws_deflater_new(&cfg, &p, CWS_ROLE_SERVER, nil, &d)
+            st = cws_deflater_new(&cfg, &p, role.cRole, nil, &d)
         } else {
-            st = cws_deflater_new(&cfg, nil, CWS_ROLE_SERVER, nil, &d)
+            st = cws_deflater_new(&cfg, nil, role.cRole, nil, &d)
         }
         guard st == CWS_OK.rawValue, let d else { return nil }
         handle = d

@@ -15,9 +15,9 @@ final class Engine {
     /// - Parameter inflaters: a pool to borrow inflaters from, one message at a time (only with
     ///   an agreement in which the client resets after every message), or nil for the engine's own.
     init(maxMessageSize: Int, maxFrameSize: Int, allowedRSV: UInt8 = 0, compression: CompressionAgreement? = nil,
-         inflaters: InflaterPool? = nil) throws {
+         inflaters: InflaterPool? = nil, role: WebSocketRole = .server) throws {
         var cfg = cws_config()
-        cws_config_init(&cfg, CWS_ROLE_SERVER)
+        cws_config_init(&cfg, role.cRole)
         cfg.inflaters = inflaters?.handle
         self.inflaters = inflaters
         cfg.max_message_size = UInt64(maxMessageSize)
@@ -106,9 +106,32 @@ final class Engine {
         }
     }
 
-    /// Writes a whole close frame (server role) into `buffer`. An invalid code is replaced by
-    /// none (an empty close frame), and the reason is cut to fit at a character boundary.
-    static func writeClose(into buffer: inout ByteBuffer, code: UInt16?, reason: String) {
+    /// Writes a frame header for a client (masked) frame into `buffer`, with `maskKey` (the four
+    /// key bytes in memory order, as on the wire). The payload must then be masked with the same
+    /// key (``mask(_:key:)``).
+    static func writeHeader(into buffer: inout ByteBuffer, opcode: UInt8, length: Int, rsv: UInt8 = 0, maskKey: UInt32) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(CWS_MAX_HEADER_SIZE)) { out in
+            var written = 0
+            let st = withUnsafeBytes(of: maskKey) { key in
+                cws_frame_header_write(out.baseAddress, out.count, &written, true, rsv, opcode, UInt64(length), key.baseAddress)
+            }
+            precondition(st == CWS_OK.rawValue, "frame header for a valid frame")
+            return written
+        }
+    }
+
+    /// XORs `bytes` in place with `maskKey` from phase 0 (RFC 6455 §5.3).
+    static func mask(_ bytes: UnsafeMutableRawBufferPointer, key maskKey: UInt32) {
+        guard bytes.count > 0 else { return }
+        withUnsafeBytes(of: maskKey) { key in
+            _ = cws_mask(bytes.baseAddress, bytes.count, key.baseAddress, 0)
+        }
+    }
+
+    /// Writes a whole close frame into `buffer`, masked with `maskKey` when given (client role).
+    /// An invalid code is replaced by none (an empty close frame), and the reason is cut to fit
+    /// at a character boundary.
+    static func writeClose(into buffer: inout ByteBuffer, code: UInt16?, reason: String, maskKey: UInt32? = nil) {
         var reasonBytes = Array(reason.utf8.prefix(123))
         while !reasonBytes.isEmpty, String(validating: reasonBytes, as: UTF8.self) == nil { reasonBytes.removeLast() }
         let wireCode: UInt16 = code.map { cws_close_code_is_valid($0) ? $0 : 0 } ?? 0
@@ -116,7 +139,12 @@ final class Engine {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(CWS_MAX_CONTROL_FRAME_SIZE)) { out in
             var written = 0
             let st = reasonBytes.withUnsafeBytes { r in
-                cws_close_frame_write(out.baseAddress, out.count, &written, wireCode, r.baseAddress, r.count, nil)
+                if let maskKey {
+                    return withUnsafeBytes(of: maskKey) { key in
+                        cws_close_frame_write(out.baseAddress, out.count, &written, wireCode, r.baseAddress, r.count, key.baseAddress)
+                    }
+                }
+                return cws_close_frame_write(out.baseAddress, out.count, &written, wireCode, r.baseAddress, r.count, nil)
             }
             precondition(st == CWS_OK.rawValue, "close frame with a checked code and reason")
             return written
@@ -135,3 +163,14 @@ final class Engine {
 
 @available(*, unavailable)
 extension Engine: Sendable {}
+
+/// Which end of a connection a ``WebSocketHandler`` is (RFC 6455 §5.1): a server receives masked
+/// frames and sends unmasked ones; a client the reverse, with a fresh random masking key per frame.
+public enum WebSocketRole: Sendable, Hashable {
+    /// The accepting end (what ``WebSocketUpgrader`` installs).
+    case server
+    /// The connecting end (what ``WebSocketClient`` installs).
+    case client
+
+    var cRole: cws_role { self == .server ? CWS_ROLE_SERVER : CWS_ROLE_CLIENT }
+}

@@ -1,7 +1,8 @@
 import Logging
 public import NIOCore
 
-/// The channel handler that owns the C engine for one WebSocket connection (server role).
+/// The channel handler that owns the C engine for one WebSocket connection (server role, or
+/// client role when ``WebSocketClient`` installs it).
 ///
 /// Put it in a pipeline right after the HTTP handlers are removed (``WebSocketUpgrader`` does).
 /// Its close and liveness decisions are made by one ``ConnectionStateMachine`` value; the handler
@@ -21,6 +22,9 @@ public import NIOCore
 ///   per-connection buffer, reused across flushes; larger payloads go out as header + payload in
 ///   one gather write. Everything sent while a read is handled (replies, pongs, a close frame, in
 ///   order) is flushed once, when the read is done. No allocation per frame on this path.
+///   In the client role every frame is masked with a fresh key from the system's CSPRNG: a
+///   payload in the output buffer is masked there; a larger one is copied and the copy masked
+///   (the caller's buffer is never changed).
 /// - Backpressure: while the channel is not writable the socket is not read further, and sends
 ///   from other threads wait in their queue; the callback API sees ``WebSocketSendResult`` and
 ///   `drain`.
@@ -46,6 +50,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private static let corkMaxKeptCapacity = 64 * 1024
 
     private let engine: Engine
+    private let role: WebSocketRole
+    private var random = SystemRandomNumberGenerator()
     private let configuration: WebSocketConfiguration
     private var machine: ConnectionStateMachine
     private let compression: CompressionAgreement?
@@ -121,14 +127,17 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// With permessage-deflate agreed in the handshake (see ``WebSocketUpgrader``).
-    package init(configuration: WebSocketConfiguration, compression: CompressionAgreement?, behavior: WebSocketBehavior? = nil) throws {
+    package init(configuration: WebSocketConfiguration, compression: CompressionAgreement?, behavior: WebSocketBehavior? = nil,
+                 role: WebSocketRole = .server) throws {
         try configuration.validate()
         self.configuration = configuration
         self.compression = compression
-        // Shared mode: the thread's inflater pool, when the client agreed to reset after every message.
-        let pooled = configuration.compression?.memory == .shared && compression?.clientNoContextTakeover == true
+        self.role = role
+        // Shared mode (server): the thread's inflater pool, when the client agreed to reset after
+        // every message.
+        let pooled = role == .server && configuration.compression?.memory == .shared && compression?.clientNoContextTakeover == true
         self.engine = try Engine(maxMessageSize: configuration.maxMessageSize, maxFrameSize: configuration.effectiveMaxFrameSize,
-                                 compression: compression, inflaters: pooled ? InflaterPool.current : nil)
+                                 compression: compression, inflaters: pooled ? InflaterPool.current : nil, role: role)
         self.machine = ConnectionStateMachine(
             timers: .init(pingPeriod: TimeAmount(saturating: configuration.pingPeriod), pongWait: TimeAmount(saturating: configuration.pongWait),
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
@@ -398,7 +407,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             var written: EventLoopFuture<Void>? = nil
             if let frame {
                 prepareCork(context: context)
-                Engine.writeClose(into: &out!, code: frame.code?.rawValue, reason: frame.reason)
+                Engine.writeClose(into: &out!, code: frame.code?.rawValue, reason: frame.reason,
+                                  maskKey: role == .client ? random.next() as UInt32 : nil)
                 let p = promise ?? context.eventLoop.makePromise(of: Void.self)
                 handOff(context: context, promise: p)
                 context.flush()
@@ -445,7 +455,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         // never its window, and never creates it); created on the first message worth compressing.
         if compress, let compression, let settings = configuration.compression, payload.readableBytes >= settings.threshold {
             if deflater == nil {
-                deflater = settings.memory == .shared ? Deflater.shared(settings: settings) : Deflater(settings: settings, agreement: compression)
+                deflater = settings.memory == .shared ? Deflater.shared(settings: settings)
+                    : Deflater(settings: settings, agreement: compression, role: role)
             }
             if let deflater, let (compressed, isCompressed) = deflater.compress(payload, allocator: context.channel.allocator) {
                 appendFrame(context: context, opcode: opcode, payload: compressed, rsv: isCompressed ? 0x40 : 0)
@@ -471,6 +482,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func appendFrame(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, rsv: UInt8 = 0) {
         prepareCork(context: context)
+        if role == .client {
+            appendMaskedFrame(context: context, opcode: opcode, payload: payload, rsv: rsv)
+            return
+        }
         let length = payload.readableBytes
         Engine.writeHeader(into: &out!, opcode: opcode, length: length, rsv: rsv)
         if length <= Self.corkLimit {
@@ -479,6 +494,28 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             handOff(context: context, promise: nil)
             handedOff &+= length
             context.write(wrapOutboundOut(payload), promise: nil)
+        }
+        needsFlush = true
+        if !inRead { flushIfNeeded(context: context) }
+    }
+
+    /// Client role: a fresh masking key from the CSPRNG for every frame; the payload is masked in
+    /// the output buffer (small) or in a copy (large), never in the caller's buffer.
+    private func appendMaskedFrame(context: ChannelHandlerContext, opcode: UInt8, payload: ByteBuffer, rsv: UInt8) {
+        let length = payload.readableBytes
+        let key = random.next() as UInt32
+        Engine.writeHeader(into: &out!, opcode: opcode, length: length, rsv: rsv, maskKey: key)
+        if length <= Self.corkLimit {
+            let start = out!.readableBytes
+            out!.writeImmutableBuffer(payload)
+            out!.withUnsafeMutableReadableBytes { Engine.mask(UnsafeMutableRawBufferPointer(rebasing: $0[start...]), key: key) }
+        } else {
+            var copy = context.channel.allocator.buffer(capacity: length)
+            copy.writeImmutableBuffer(payload)
+            copy.withUnsafeMutableReadableBytes { Engine.mask($0, key: key) }
+            handOff(context: context, promise: nil)
+            handedOff &+= length
+            context.write(wrapOutboundOut(copy), promise: nil)
         }
         needsFlush = true
         if !inRead { flushIfNeeded(context: context) }
