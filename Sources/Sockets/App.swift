@@ -161,11 +161,16 @@ public final class App: Sendable {
 
     /// Starts serving on `host:port` (port 0 picks a free one) and returns at once.
     ///
+    /// - Parameters:
+    ///   - host: the address to bind. Default `127.0.0.1`.
+    ///   - port: the port (0 picks a free one). Default 3000.
+    ///   - tls: serve `https://` and `wss://` with this certificate (``ServerTLS``). Default
+    ///     `nil`: plain HTTP.
     /// - Returns: the running server: its port, and `shutdown()`.
     /// - Throws: ``OptionsError`` for invalid ``HTTPOptions``; ``RouteError`` when two routes
     ///   conflict; the bind error.
-    public func start(host: String = "127.0.0.1", port: Int = 3000) async throws -> RunningApp {
-        try await core.start(host: host, port: port)
+    public func start(host: String = "127.0.0.1", port: Int = 3000, tls: ServerTLS? = nil) async throws -> RunningApp {
+        try await core.start(host: host, port: port, tls: tls)
     }
 
     /// The app as a swift-service-lifecycle `Service` serving `host:port`, to run in your own
@@ -174,10 +179,11 @@ public final class App: Sendable {
     /// - Parameters:
     ///   - host: the address to bind.
     ///   - port: the port (0 picks a free one).
+    ///   - tls: serve `https://` and `wss://` with this certificate. Default `nil`: plain HTTP.
     ///   - onListening: called with the port once the server listens.
-    public func service(host: String = "127.0.0.1", port: Int = 3000,
+    public func service(host: String = "127.0.0.1", port: Int = 3000, tls: ServerTLS? = nil,
                         onListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) -> AppService {
-        AppService(app: self, host: host, port: port, onListening: onListening)
+        AppService(app: self, host: host, port: port, tls: tls, onListening: onListening)
     }
 
     /// Serves on `host:port` until the process gets SIGINT or SIGTERM, then shuts down gracefully
@@ -187,11 +193,13 @@ public final class App: Sendable {
     /// - Parameters:
     ///   - host: the address to bind.
     ///   - port: the port (0 picks a free one).
+    ///   - tls: serve `https://` and `wss://` with this certificate (``ServerTLS``). Default
+    ///     `nil`: plain HTTP.
     ///   - onListening: called with the port once the server listens.
     /// - Throws: the bind error, ``OptionsError`` for invalid ``HTTPOptions``, or ``RouteError`` when two routes conflict.
-    public func run(host: String = "127.0.0.1", port: Int = 3000,
+    public func run(host: String = "127.0.0.1", port: Int = 3000, tls: ServerTLS? = nil,
                     onListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) async throws {
-        try await AppService.runGroup(service(host: host, port: port, onListening: onListening), logger: core.logger)
+        try await AppService.runGroup(service(host: host, port: port, tls: tls, onListening: onListening), logger: core.logger)
     }
 }
 

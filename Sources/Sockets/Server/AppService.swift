@@ -9,12 +9,13 @@ public struct AppService: Service {
     let app: App
     let host: String
     let port: Int
+    let tls: ServerTLS?
     let onListening: @Sendable (_ port: Int) -> Void
 
     /// Serves until graceful shutdown.
     public func run() async throws {
-        let running = try await app.start(host: host, port: port)
-        app.core.logger.info("listening on http://\(host):\(running.port)")
+        let running = try await app.start(host: host, port: port, tls: tls)
+        app.core.logger.info("listening on \(tls == nil ? "http" : "https")://\(host):\(running.port)")
         onListening(running.port)
         // Returns on graceful shutdown (or cancellation): either way, shut down gracefully.
         try? await gracefulShutdown()

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The server behind an ``App``: the bootstrap, the connection registry, routing of requests and
 /// upgrades through the compiled routes, and graceful shutdown.
@@ -56,7 +57,7 @@ final class AppCore: Sendable {
 
     // MARK: Serving
 
-    func start(host: String, port: Int) async throws -> RunningApp {
+    func start(host: String, port: Int, tls: ServerTLS? = nil) async throws -> RunningApp {
         try http.validate()
         _ = try routing() // a conflict between routes is found now, not on the first request
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -79,6 +80,9 @@ final class AppCore: Sendable {
                     // timers; the decoder keeps the bytes after an upgrade request for the
                     // WebSocket handler.
                     let pipeline = channel.pipeline.syncOperations
+                    // TLS first: everything after it (HTTP, then the WebSocket handler) sees
+                    // plaintext. A failed TLS handshake closes this channel only.
+                    if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     try pipeline.addHandler(HTTPBytesWatcher(), name: HTTPBytesWatcher.name)
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HTTPHandler.encoderName)
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes,

@@ -1,0 +1,496 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Sockets
+import Synchronization
+import Testing
+
+/// The Swift client (`WebSocketClient`) against an independent server, Python's `websockets`
+/// (Tests/Interop/server.py), and against our own server over ws:// and wss://; the Python
+/// client against our wss:// server; and TLS set up wrong in each way the issue names.
+/// Each test fails (never skips) when python3, websockets or openssl is missing.
+@Suite(.serialized)
+struct ClientTests {
+    static let quiet = Options(logLevel: .warning, closeTimeout: .milliseconds(500))
+
+    static func url(_ s: String) -> URL { URL(string: s)! }
+
+    // MARK: Against Python's websockets server
+
+    /// Text, empty text, binary, a 100 KB binary (masked in a copy: over the 16 KiB cork), and an
+    /// extra request header the server saw.
+    @Test func echoAgainstPython() async throws {
+        try await PythonServer.with { server in
+            var options = Self.quiet
+            options.maxMessageSize = 1 << 20
+            let socket = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/echo"), try Sockets.raw(options),
+                                                           options: WebSocketClientOptions(headers: ["X-Test": "yes"]))
+            var it = socket.receiver.makeAsyncIterator()
+            try await socket.send(.text(ByteBuffer(string: "hello, python")))
+            #expect(await it.next() == .text(ByteBuffer(string: "hello, python")))
+            try await socket.send(.text(ByteBuffer()))
+            #expect(await it.next() == .text(ByteBuffer()))
+            try await socket.send(.binary(ByteBuffer(bytes: [0, 1, 2, 0xfe, 0xff])))
+            #expect(await it.next() == .binary(ByteBuffer(bytes: [0, 1, 2, 0xfe, 0xff])))
+            let big = (0..<100_000).map { UInt8($0 % 251) }
+            let bigBuffer = ByteBuffer(bytes: big)
+            try await socket.send(.binary(bigBuffer))
+            #expect(await it.next() == .binary(ByteBuffer(bytes: big)), "100 KB payload came back different")
+            #expect(Array(bigBuffer.readableBytesView) == big, "the caller's buffer was changed by masking")
+            try await socket.send(.text(ByteBuffer(string: "?info")))
+            let info = try Self.json(await it.next())
+            #expect(info["x_test"] as? String == "yes")
+            #expect(info["extensions"] is NSNull, "no compression offered, none agreed: \(info)")
+            await socket.disconnect()
+            #expect(await socket.done == .normalClosure)
+        }
+    }
+
+    /// A message the server sends in three fragments arrives whole; the server's ping is answered.
+    @Test func fragmentsAndPingAgainstPython() async throws {
+        try await PythonServer.with { server in
+            let socket = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/fragments"), try Sockets.messages(Self.quiet))
+            var it = socket.receiver.makeAsyncIterator()
+            #expect(await it.next() == "fragmented ✓")
+            await socket.disconnect()
+            _ = await socket.done
+            let ping = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/ping"), try Sockets.messages(Self.quiet))
+            var pit = ping.receiver.makeAsyncIterator()
+            #expect(await pit.next() == "pong received")
+            await ping.disconnect()
+            _ = await ping.done
+        }
+    }
+
+    /// Close codes both ways: the server's 4002 reaches `done`; our 4001 with its reason
+    /// reaches the server.
+    @Test func closeCodesAgainstPython() async throws {
+        try await PythonServer.with { server in
+            let closed = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/close/4002"), try Sockets.messages(Self.quiet))
+            #expect(await closed.done.rawValue == 4002)
+            let record = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/record"), try Sockets.messages(Self.quiet))
+            await record.disconnect(4001, reason: "client bye")
+            #expect(await record.done.rawValue == 4001, "the server echoes our code")
+            let report = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/report"), try Sockets.messages(Self.quiet))
+            var it = report.receiver.makeAsyncIterator()
+            let seen = try Self.json(await it.next().map { .text(ByteBuffer(string: $0)) })
+            #expect(seen["code"] as? Int == 4001, "\(seen)")
+            #expect(seen["reason"] as? String == "client bye")
+            await report.disconnect()
+            _ = await report.done
+        }
+    }
+
+    /// permessage-deflate with the server's context takeover (websockets' default: windows of 12
+    /// bits) and without (server and client no_context_takeover): the offer is ours, the answer
+    /// accepted, and compressible messages go both ways several times (so a window kept or reset
+    /// wrongly would corrupt the second and later messages).
+    @Test(arguments: [false, true])
+    func compressionAgainstPython(noTakeover: Bool) async throws {
+        try await PythonServer.with { server in
+            var options = Self.quiet
+            options.compression = CompressionSettings(threshold: 16)
+            let port = noTakeover ? server.noTakeoverPort : server.port
+            let socket = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(port)/echo"), try Sockets.messages(options))
+            var it = socket.receiver.makeAsyncIterator()
+            try await socket.send("?info")
+            let info = try Self.json(await it.next().map { .text(ByteBuffer(string: $0)) })
+            let agreed = info["extensions"] as? String ?? ""
+            #expect(agreed.hasPrefix("permessage-deflate"), "\(info)")
+            #expect(agreed.contains("client_no_context_takeover") == noTakeover, "\(info)")
+            #expect((info["offer"] as? String)?.hasPrefix("permessage-deflate") == true)
+            for i in 0..<5 {
+                let text = String(repeating: "compress me \(i % 2) — ", count: 100)
+                try await socket.send(text)
+                #expect(await it.next() == text)
+            }
+            await socket.disconnect()
+            #expect(await socket.done == .normalClosure)
+        }
+    }
+
+    /// The server picks its preferred subprotocol among those offered; `socket.subprotocol` says
+    /// which. Offering nothing gets nothing.
+    @Test func subprotocolsAgainstPython() async throws {
+        try await PythonServer.with { server in
+            let socket = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/subprotocol"), try Sockets.messages(Self.quiet),
+                                                           options: WebSocketClientOptions(subprotocols: ["chat.v1", "chat.v2"]))
+            #expect(socket.subprotocol == "chat.v2")
+            var it = socket.receiver.makeAsyncIterator()
+            #expect(await it.next() == "chat.v2")
+            await socket.disconnect()
+            _ = await socket.done
+        }
+    }
+
+    /// A refused handshake is an error with the status, not a socket.
+    @Test func refusedHandshakeAgainstPython() async throws {
+        try await PythonServer.with { server in
+            await #expect(throws: WebSocketClientError.unexpectedStatus(403, reason: "Forbidden")) {
+                _ = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/refuse"), try Sockets.messages(Self.quiet))
+            }
+        }
+    }
+
+    // MARK: Against our own server
+
+    /// Our client against our server over ws://, channel API on both ends, compression agreed,
+    /// a subprotocol, our close code echoed; and the callback API as a client.
+    @Test func againstOwnServer() async throws {
+        let app = App()
+        var options = Self.quiet
+        options.allowMissingOrigin = true
+        options.compression = CompressionSettings(threshold: 16)
+        options.subprotocols = ["v2"]
+        app.get("/echo", try Sockets.messages(options)) { _, socket in
+            for await m in socket.receiver { try await socket.send(m) }
+        }
+        try await Self.serving(app) { port in try await againstOwnServer(port: port) }
+    }
+
+    private func againstOwnServer(port: Int) async throws {
+        var clientOptions = Self.quiet
+        clientOptions.compression = CompressionSettings(threshold: 16)
+        let socket = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(port)/echo"), try Sockets.messages(clientOptions),
+                                                       options: WebSocketClientOptions(subprotocols: ["v1", "v2"]))
+        #expect(socket.subprotocol == "v2")
+        var it = socket.receiver.makeAsyncIterator()
+        for i in 0..<3 {
+            let text = String(repeating: "echo \(i) ", count: 200)
+            try await socket.send(text)
+            #expect(await it.next() == text)
+        }
+        await socket.disconnect(4005, reason: "done")
+        #expect(await socket.done.rawValue == 4005)
+
+        // The callback API as a client: open sends, message closes, close reports.
+        let result = Mutex<[String]>([])
+        let finished = AsyncStream<CloseResult>.makeStream()
+        let response = try await WebSocketClient.connect(
+            to: Self.url("ws://127.0.0.1:\(port)/echo"), configuration: clientOptions.configuration,
+            behavior: WebSocketBehavior(open: { c in _ = c.send(text: "from callbacks") },
+                                        message: { c, m in
+                                            if case .text(let b) = m { result.withLock { $0.append(String(buffer: b)) } }
+                                            c.close(.normalClosure)
+                                        },
+                                        close: { _, r in finished.continuation.yield(r); finished.continuation.finish() }))
+        #expect(response.extensions?.hasPrefix("permessage-deflate") == true)
+        var fit = finished.stream.makeAsyncIterator()
+        #expect(await fit.next()?.code == .normalClosure)
+        #expect(result.withLock { $0 } == ["from callbacks"])
+    }
+
+    // MARK: Handshake checked to the letter
+
+    /// A fake server answers with a response that breaks one rule each; the error names the header.
+    @Test(arguments: [
+        ("bad-accept", "Sec-WebSocket-Accept"),
+        ("no-upgrade", "Upgrade"),
+        ("no-connection", "Connection"),
+        ("extension", "Sec-WebSocket-Extensions"),
+        ("subprotocol", "Sec-WebSocket-Protocol"),
+    ])
+    func handshakeViolations(kind: String, header: String) async throws {
+        let fake = try await FakeServer.start(kind: kind)
+        defer { fake.stop() }
+        do {
+            _ = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(fake.port)/"), try Sockets.messages(Self.quiet))
+            Issue.record("a \(kind) response was accepted")
+        } catch let error as WebSocketClientError {
+            guard case .invalidResponseHeader(let name, _) = error else {
+                Issue.record("\(kind): \(error)")
+                return
+            }
+            #expect(name == header, "\(error)")
+            #expect(error.description.contains(header))
+        }
+    }
+
+    /// A server that never answers: the handshake timeout; a bad URL; a reserved header.
+    @Test func timeoutsAndBadArguments() async throws {
+        let fake = try await FakeServer.start(kind: "silent")
+        defer { fake.stop() }
+        await #expect(throws: WebSocketClientError.handshakeTimeout) {
+            _ = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(fake.port)/"), try Sockets.messages(Self.quiet),
+                                                  options: WebSocketClientOptions(handshakeTimeout: .milliseconds(300)))
+        }
+        await #expect(throws: WebSocketClientError.self) {
+            _ = try await WebSocketClient.connect(to: Self.url("http://127.0.0.1:1/"), try Sockets.messages(Self.quiet))
+        }
+        await #expect(throws: WebSocketClientError.invalidRequestHeader(name: "Sec-WebSocket-Key", reason: "set by the WebSocket client itself")) {
+            _ = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(fake.port)/"), try Sockets.messages(Self.quiet),
+                                                  options: WebSocketClientOptions(headers: ["Sec-WebSocket-Key": "x"]))
+        }
+    }
+
+    // MARK: TLS
+
+    /// wss:// end to end with a CA made now: our client and Python's against our server (echo,
+    /// compression, close), our client against Python's wss server; then each bad setup: a
+    /// missing key file, a key that does not match the certificate, a client that does not trust
+    /// the server — and the server still serves a good client afterwards.
+    @Test func tls() async throws {
+        let pki = try TestPKI.make()
+        let app = App()
+        var options = Self.quiet
+        options.allowMissingOrigin = true
+        options.compression = CompressionSettings(threshold: 16)
+        app.get("/echo", try Sockets.messages(options)) { _, socket in
+            for await m in socket.receiver { try await socket.send(m) }
+        }
+        let tls = try ServerTLS(certificateChainFile: pki.certificate, privateKeyFile: pki.key)
+        try await Self.serving(app, tls: tls) { port in try await tlsRoundTrips(port: port, pki: pki) }
+    }
+
+    private func tlsRoundTrips(port: Int, pki: TestPKI) async throws {
+        let trusting = WebSocketClientOptions(tls: WebSocketClientTLS(trustRootsFile: pki.ca))
+
+        func roundTrip(_ url: String) async throws {
+            var clientOptions = Self.quiet
+            clientOptions.compression = CompressionSettings(threshold: 16)
+            let socket = try await WebSocketClient.connect(to: Self.url(url), try Sockets.messages(clientOptions), options: trusting)
+            var it = socket.receiver.makeAsyncIterator()
+            let text = String(repeating: "secure ", count: 300)
+            try await socket.send(text)
+            #expect(await it.next() == text)
+            await socket.disconnect(4010)
+            #expect(await socket.done.rawValue == 4010)
+        }
+        // By IP (the certificate names 127.0.0.1) and by name (SNI "localhost").
+        try await roundTrip("wss://127.0.0.1:\(port)/echo")
+        try await roundTrip("wss://localhost:\(port)/echo")
+
+        // Python's websockets client, trusting the test CA.
+        let py = try await TLSPythonClient.run(url: "wss://localhost:\(port)/echo", ca: pki.ca)
+        #expect(py["echo"] as? String == String(repeating: "python secure ", count: 100), "\(py)")
+        #expect((py["extensions"] as? String)?.hasPrefix("permessage-deflate") == true, "\(py)")
+        #expect(py["close_code"] as? Int == 4011, "\(py)")
+
+        // A client that does not trust the server (system roots only): a TLS error.
+        do {
+            _ = try await WebSocketClient.connect(to: Self.url("wss://localhost:\(port)/echo"), try Sockets.messages(Self.quiet))
+            Issue.record("an untrusted certificate was accepted")
+        } catch let error as WebSocketClientError {
+            guard case .tls(let reason) = error else { Issue.record("\(error)"); return }
+            #expect(!reason.isEmpty)
+        }
+        // A missing trust roots file is named.
+        await #expect(throws: WebSocketClientError.tls("trust roots file /nonexistent/ca.pem cannot be read")) {
+            _ = try await WebSocketClient.connect(to: Self.url("wss://localhost:\(port)/echo"), try Sockets.messages(Self.quiet),
+                                                  options: WebSocketClientOptions(tls: WebSocketClientTLS(trustRootsFile: "/nonexistent/ca.pem")))
+        }
+        // The server kept serving.
+        try await roundTrip("wss://localhost:\(port)/echo")
+
+        // Bad server setups name the file.
+        #expect(throws: ServerTLSError.fileMissing(what: "private key", path: pki.dir + "/missing.key")) {
+            _ = try ServerTLS(certificateChainFile: pki.certificate, privateKeyFile: pki.dir + "/missing.key")
+        }
+        do {
+            _ = try ServerTLS(certificateChainFile: pki.certificate, privateKeyFile: pki.otherKey)
+            Issue.record("a key of another certificate was accepted")
+        } catch {
+            guard case .keyMismatch(let cert, let key, _) = error else { Issue.record("\(error)"); return }
+            #expect(cert == pki.certificate && key == pki.otherKey)
+        }
+        do {
+            _ = try ServerTLS(certificateChainFile: pki.key, privateKeyFile: pki.key)
+            Issue.record("a key file was accepted as a certificate")
+        } catch {
+            guard case .invalidCertificate(let path, _) = error else { Issue.record("\(error)"); return }
+            #expect(path == pki.key)
+        }
+
+        // Our client against Python's websockets server over wss://.
+        try await PythonServer.with(tls: pki) { server in
+            let socket = try await WebSocketClient.connect(to: Self.url("wss://localhost:\(server.port)/echo"), try Sockets.messages(Self.quiet),
+                                                           options: trusting)
+            var it = socket.receiver.makeAsyncIterator()
+            try await socket.send("over tls")
+            #expect(await it.next() == "over tls")
+            await socket.disconnect()
+            #expect(await socket.done == .normalClosure)
+        }
+    }
+
+    /// Runs `body` with the app started on a free port, and always shuts it down.
+    static func serving(_ app: App, tls: ServerTLS? = nil, _ body: (Int) async throws -> Void) async throws {
+        let running = try await app.start(host: "127.0.0.1", port: 0, tls: tls)
+        do {
+            try await body(running.port)
+        } catch {
+            await running.shutdown()
+            throw error
+        }
+        await running.shutdown()
+    }
+
+    static func json(_ message: WebSocketMessage?) throws -> [String: Any] {
+        guard case .text(let b)? = message,
+              let object = try JSONSerialization.jsonObject(with: Data(String(buffer: b).utf8)) as? [String: Any] else {
+            throw TestFailure("expected a JSON text message, got \(String(describing: message))")
+        }
+        return object
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Tests/Interop/server.py, running for one test.
+final class PythonServer: Sendable {
+    let port: Int
+    let noTakeoverPort: Int
+    private let process: Process
+    private let stdin: Pipe
+
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop").appendingPathComponent("server.py").path
+
+    private init(port: Int, noTakeoverPort: Int, process: Process, stdin: Pipe) {
+        self.port = port
+        self.noTakeoverPort = noTakeoverPort
+        self.process = process
+        self.stdin = stdin
+    }
+
+    static func with(tls: TestPKI? = nil, _ body: (PythonServer) async throws -> Void) async throws {
+        let server = try await start(tls: tls)
+        do {
+            try await body(server)
+        } catch {
+            server.stop()
+            throw error
+        }
+        server.stop()
+    }
+
+    static func start(tls: TestPKI?) async throws -> PythonServer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script] + (tls.map { ["--cert", $0.certificate, "--key", $0.key] } ?? [])
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let line = await withCheckedContinuation { (c: CheckedContinuation<Data, Never>) in
+            Thread.detachNewThread {
+                var data = Data()
+                while true {
+                    let byte = output.fileHandleForReading.readData(ofLength: 1)
+                    if byte.isEmpty || byte == Data([10]) { break }
+                    data.append(byte)
+                }
+                c.resume(returning: data)
+            }
+        }
+        guard let ports = try? JSONSerialization.jsonObject(with: line) as? [String: Int], let p = ports["port"], let q = ports["no_takeover_port"] else {
+            process.terminate()
+            throw TestFailure("server.py did not start (python3 with websockets needed): \(String(decoding: line, as: UTF8.self))")
+        }
+        return PythonServer(port: p, noTakeoverPort: q, process: process, stdin: input)
+    }
+
+    func stop() {
+        try? stdin.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+/// A throwaway CA and a server certificate for localhost and 127.0.0.1, made with openssl in a
+/// temporary directory; and a key that belongs to no certificate here.
+struct TestPKI: Sendable {
+    let dir: String
+    var ca: String { dir + "/ca.pem" }
+    var certificate: String { dir + "/server.pem" }
+    var key: String { dir + "/server.key" }
+    var otherKey: String { dir + "/other.key" }
+
+    static func make() throws -> TestPKI {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sockets-pki-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try openssl(["req", "-x509"] + ec + ["-keyout", "\(dir)/ca.key", "-out", "\(dir)/ca.pem", "-days", "2",
+                     "-subj", "/CN=Sockets Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        try openssl(["req"] + ec + ["-keyout", "\(dir)/server.key", "-out", "\(dir)/server.csr", "-subj", "/CN=localhost"])
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n".write(toFile: "\(dir)/ext.cnf", atomically: true, encoding: .utf8)
+        try openssl(["x509", "-req", "-in", "\(dir)/server.csr", "-CA", "\(dir)/ca.pem", "-CAkey", "\(dir)/ca.key",
+                     "-CAcreateserial", "-out", "\(dir)/server.pem", "-days", "2", "-extfile", "\(dir)/ext.cnf"])
+        try openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "\(dir)/other.key"])
+        return TestPKI(dir: dir)
+    }
+
+    private static func openssl(_ args: [String]) throws {
+        let result = ScriptResult.run(["openssl"] + args, timeout: 30)
+        guard result.status == 0 else {
+            throw TestFailure("openssl \(args.first ?? "") failed (\(result.status)): \(String(decoding: result.stderr, as: UTF8.self))")
+        }
+    }
+}
+
+/// Python's websockets client against our wss:// server (Tests/Interop/tls_client.py).
+enum TLSPythonClient {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Interop").appendingPathComponent("tls_client.py").path
+
+    static func run(url: String, ca: String) async throws -> [String: Any] {
+        let arguments = ["python3", script, url, ca]
+        let result = await withCheckedContinuation { (c: CheckedContinuation<ScriptResult, Never>) in
+            Thread.detachNewThread { c.resume(returning: ScriptResult.run(arguments, timeout: 30)) }
+        }
+        guard result.status == 0, let object = try? JSONSerialization.jsonObject(with: result.stdout) as? [String: Any] else {
+            throw TestFailure("tls_client.py exited \(result.status): \(String(decoding: result.stdout, as: UTF8.self)) \(String(decoding: result.stderr, as: UTF8.self))")
+        }
+        return object
+    }
+}
+
+/// A TCP server that answers the upgrade request with a response breaking one rule (or never
+/// answers), for the client's handshake checks.
+final class FakeServer: Sendable {
+    let port: Int
+    private let channel: any Channel
+
+    private init(port: Int, channel: any Channel) {
+        self.port = port
+        self.channel = channel
+    }
+
+    static func start(kind: String) async throws -> FakeServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Answer(kind: kind)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return FakeServer(port: channel.localAddress!.port!, channel: channel)
+    }
+
+    func stop() { channel.close(promise: nil) }
+
+    final class Answer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let kind: String
+        init(kind: String) { self.kind = kind }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let request = String(buffer: unwrapInboundIn(data))
+            guard kind != "silent" else { return }
+            let key = request.split(separator: "\r\n").first { $0.lowercased().hasPrefix("sec-websocket-key:") }
+                .map { $0.dropFirst("sec-websocket-key:".count).trimmingCharacters(in: .whitespaces) } ?? ""
+            let accept = Handshake.acceptValue(forKey: key) ?? ""
+            var lines = ["HTTP/1.1 101 Switching Protocols"]
+            lines.append(kind == "no-upgrade" ? "Upgrade: h2c" : "Upgrade: websocket")
+            if kind != "no-connection" { lines.append("Connection: Upgrade") }
+            lines.append("Sec-WebSocket-Accept: " + (kind == "bad-accept" ? "dGhlIHNhbXBsZSBub25jZQ==AAAA" : accept))
+            if kind == "extension" { lines.append("Sec-WebSocket-Extensions: permessage-deflate") }
+            if kind == "subprotocol" { lines.append("Sec-WebSocket-Protocol: chat") }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: lines.joined(separator: "\r\n") + "\r\n\r\n")), promise: nil)
+        }
+    }
+}
