@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "sockets-echo", targets: ["SocketsEcho"]),
         .executable(name: "sockets-chat", targets: ["SocketsChat"]),
         .library(name: "SocketsPostgres", targets: ["SocketsPostgres"]),
+        .executable(name: "sockets-client", targets: ["SocketsClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -78,6 +79,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A small wscat: the client from the command line.
+        .executableTarget(
+            name: "SocketsClient",
+            dependencies: [
+                "Sockets",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -11,6 +11,8 @@ need=()
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v make >/dev/null 2>&1 || need+=(make)
+# The TLS tests make a throwaway CA and certificate with openssl at test time.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # A real browser for the chat test: Debian's Chromium and its driver (no downloads at run time).
 dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s chromium-driver >/dev/null 2>&1 || need+=(chromium-driver)

@@ -44,7 +44,14 @@ struct SocketsChat: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Share the rooms with every sockets-chat on this PostgreSQL database (LISTEN/NOTIFY); default: this process only.", valueName: "postgres://USER[:PASSWORD]@HOST[:PORT]/DB"))
     var backplane: String?
 
+    @Option(help: ArgumentHelp("Serve https:// and wss:// with this PEM certificate chain (needs --tls-key); default: plain http.", valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The certificate's PEM private key (with --tls-cert).", valueName: "FILE"))
+    var tlsKey: String?
+
     func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
         guard clientQueue > 0 else { throw ValidationError("--client-queue must be at least 1, not \(clientQueue)") }
         if let backplane {
@@ -73,6 +80,16 @@ struct SocketsChat: AsyncParsableCommand {
         let app = App.classic(publicFolder: publicFolder, logger: logger)
         try installChat(on: app, hub: hub, backplane: postgres, publicFolder: publicFolder, socketOptions: socketOptions)
 
+        var tls: ServerTLS? = nil
+        if let tlsCert, let tlsKey {
+            do {
+                tls = try ServerTLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey)
+            } catch {
+                FileHandle.standardError.write(Data("sockets-chat: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+        let scheme = tls == nil ? "http" : "https"
         let shownHost = host.contains(":") ? "[\(host)]" : host
         let (host, port) = (self.host, self.port)
         do {
@@ -81,10 +98,10 @@ struct SocketsChat: AsyncParsableCommand {
                 group.addTask { try await hub.run() }
                 // Serves until SIGINT or SIGTERM (a swift-service-lifecycle ServiceGroup), then
                 // shuts down gracefully: open sockets get 1001.
-                try await app.run(host: host, port: port) { port in
+                try await app.run(host: host, port: port, tls: tls) { port in
                     // One line on stdout, flushed at once: people read it, and tests wait for it
                     // to learn the port.
-                    FileHandle.standardOutput.write(Data("sockets-chat: open http://\(shownHost):\(port)/ in a browser (Ctrl-C to stop)\n".utf8))
+                    FileHandle.standardOutput.write(Data("sockets-chat: open \(scheme)://\(shownHost):\(port)/ in a browser (Ctrl-C to stop)\n".utf8))
                 }
                 // Stopping the hub says goodbye on the backplane: other instances announce our
                 // members' leaves at once.

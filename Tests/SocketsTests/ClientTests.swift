@@ -314,6 +314,60 @@ struct ClientTests {
         }
     }
 
+    // MARK: sockets-client
+
+    /// The executable end to end over wss:// (trusting the test CA, compression offered): lines
+    /// of standard input go out as text, the echoes are printed, end of input closes with 1000
+    /// (exit 0); a refused handshake exits 65 with the status on standard error; a server that
+    /// closes with 1011 makes it exit 11.
+    @Test func socketsClientExecutable() async throws {
+        let pki = try TestPKI.make()
+        let binary = try Self.executable("sockets-client")
+        let app = App()
+        var options = Self.quiet
+        options.allowMissingOrigin = true
+        options.compression = CompressionSettings(threshold: 16)
+        app.get("/echo", try Sockets.messages(options)) { _, socket in
+            for await m in socket.receiver { try await socket.send(m) }
+        }
+        app.get("/fail", try Sockets.messages(options)) { _, socket in
+            await socket.disconnect(.internalError, reason: "no")
+        }
+        let tls = try ServerTLS(certificateChainFile: pki.certificate, privateKeyFile: pki.key)
+        try await Self.serving(app, tls: tls) { port in
+            // End of input one second after the lines: a channel-API server that reads two
+            // messages and the close in one read answers the close without the echoes (a server
+            // issue, reported separately; the callback API does not have it).
+            let echo = await Self.runScript(["sh", "-c", "(printf 'hello\\nworld\\n'; sleep 1) | '\(binary)' wss://localhost:\(port)/echo --ca-file '\(pki.ca)' --compression"])
+            #expect(echo.status == 0, "\(String(decoding: echo.stderr, as: UTF8.self))")
+            #expect(String(decoding: echo.stdout, as: UTF8.self) == "hello\nworld\n")
+            let refused = await Self.runScript([binary, "wss://localhost:\(port)/nothing-here", "--ca-file", pki.ca])
+            #expect(refused.status == 65)
+            #expect(String(decoding: refused.stderr, as: UTF8.self).contains("404"))
+            let untrusted = await Self.runScript([binary, "wss://localhost:\(port)/echo"])
+            #expect(untrusted.status == 65)
+            #expect(String(decoding: untrusted.stderr, as: UTF8.self).contains("TLS"))
+            let failed = await Self.runScript(["sh", "-c", "sleep 2 | '\(binary)' wss://localhost:\(port)/fail --insecure --quiet"])
+            #expect(failed.status == 11, "\(String(decoding: failed.stderr, as: UTF8.self))")
+        }
+    }
+
+    static func runScript(_ arguments: [String]) async -> ScriptResult {
+        await withCheckedContinuation { (c: CheckedContinuation<ScriptResult, Never>) in
+            Thread.detachNewThread { c.resume(returning: ScriptResult.run(arguments, timeout: 30)) }
+        }
+    }
+
+    /// An executable built next to the test bundle.
+    static func executable(_ name: String) throws -> String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir.appendingPathComponent(name), dir.deletingLastPathComponent().appendingPathComponent(name)]
+        where FileManager.default.isExecutableFile(atPath: candidate.path) {
+            return candidate.path
+        }
+        throw TestFailure("\(name) not found next to \(CommandLine.arguments[0]); build it with swift build --build-tests")
+    }
+
     /// Runs `body` with the app started on a free port, and always shuts it down.
     static func serving(_ app: App, tls: ServerTLS? = nil, _ body: (Int) async throws -> Void) async throws {
         let running = try await app.start(host: "127.0.0.1", port: 0, tls: tls)
