@@ -215,10 +215,12 @@ final class AppCore: Sendable {
                 case .failure(let refusal):
                     Handshake.logRefusal(refusal, head: request.head, remoteAddress: request.remoteAddress,
                                          configuration: endpoint.route.configuration)
+                    endpoint.options.configuration.metrics.handshakeRefused(status: Int(refusal.status.code))
                     var r = Response.text(refusal.reason + "\n", status: refusal.status)
                     r.headers.add(contentsOf: refusal.headers)
                     return r
                 case .success(let acceptance):
+                    endpoint.options.configuration.metrics.handshakeAccepted()
                     var r = Response(status: .switchingProtocols)
                     r.upgrade = acceptance
                     return r

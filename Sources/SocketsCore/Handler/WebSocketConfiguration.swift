@@ -72,6 +72,10 @@ public struct WebSocketConfiguration: Sendable {
     /// permessage-deflate (RFC 7692). Default `nil`: off (it costs CPU and, with context
     /// takeover, memory per connection).
     public var compression: CompressionSettings?
+    /// Where the connection's metrics go (``WebSocketMetrics``: open connections, messages and
+    /// bytes, close codes, unanswered pings, drops, deflate). Default ``WebSocketMetrics/shared``,
+    /// through `MetricsSystem.factory` (a no-op until a backend is bootstrapped).
+    public var metrics: WebSocketMetrics = .shared
     /// The most bytes a connection may hold unsent (its output buffer and the channel's) before
     /// a send from the event-loop callback API is refused by ``backpressurePolicy``. Default 1 MiB.
     /// (The channel layer's `send` waits instead: see `sendChannelBuffer`.)

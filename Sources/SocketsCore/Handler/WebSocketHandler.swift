@@ -107,6 +107,14 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var steps: [(Engine.Step, Int)] = []
     private let writeWait: TimeAmount
 
+    // Metrics: added up here and reported once per flush (no call per frame).
+    private let metrics: WebSocketMetrics
+    private var countedOpen = false
+    private var outMessages = 0
+    private var outBytes = 0
+    private var deflateBefore = 0
+    private var deflateAfter = 0
+
     /// Creates the handler for one connection, for use in a pipeline.
     ///
     /// - Parameter configuration: limits, timers, compression, logging.
@@ -143,6 +151,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
             now: .uptimeNanoseconds(0))
         self.writeWait = TimeAmount(saturating: configuration.writeWait)
+        self.metrics = configuration.metrics
         self.application = behavior.map(BehaviorApplication.init)
     }
 
@@ -202,6 +211,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func start(context: ChannelHandlerContext) {
+        if !countedOpen, finalResult == nil {
+            countedOpen = true
+            metrics.opened()
+        }
         if let application, !opened {
             opened = true
             application.open(WebSocketConnection(handler: self, context: context))
@@ -217,6 +230,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard finalResult == nil else { return }
         let result = machine.result ?? CloseResult(code: .abnormalClosure, reason: "")
         finalResult = result
+        reportOutput()
+        if countedOpen { metrics.closed() }
         queue?.close()
         drainHop = nil // it holds the handler
         closedResultPromise?.succeed(result)
@@ -266,12 +281,18 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
         }
         inRead = true
+        var messages = 0
+        var bytes = 0
         for (step, start) in steps {
             switch step {
             case .messageInPlace(let text, let offset, let length):
+                messages += 1
+                bytes += length
                 let slice = buffer.getSlice(at: base + start + offset, length: length)!
                 deliver(text ? .text(slice) : .binary(slice), context: context)
             case .message(let text, let payload):
+                messages += 1
+                bytes += payload.readableBytes
                 deliver(text ? .text(payload) : .binary(payload), context: context)
             case .ping(let payload):
                 if machine.receivedPing() == .sendPong {
@@ -287,6 +308,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         steps.removeAll(keepingCapacity: true)
         inRead = false
+        if messages > 0 {
+            metrics.received(messages: messages, bytes: bytes)
+        }
     }
 
     /// Flushes what was sent while the read was handled, then passes the event on.
@@ -383,6 +407,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         switch step {
         case .close(let code, let reason):
             configuration.log(.info, "peer closed the connection: \(code) \(reason)", metadata: Self.closeMetadata(code, reason))
+            metrics.closeReceived(code: code)
             execute(machine.receivedClose(code: CloseCode(rawValue: code), reason: reason), context: context, report: report)
         case .failure(let code, let reason):
             let error = WebSocketError(code: CloseCode(rawValue: code), reason: reason)
@@ -406,6 +431,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             if report, let inbound { deliver(inbound, context: context) }
             var written: EventLoopFuture<Void>? = nil
             if let frame {
+                metrics.closeSent(code: frame.code.map { Engine.isValidCloseCode($0.rawValue) ? $0.rawValue : 1005 } ?? 1005)
                 prepareCork(context: context)
                 Engine.writeClose(into: &out!, code: frame.code?.rawValue, reason: frame.reason,
                                   maskKey: role == .client ? random.next() as UInt32 : nil)
@@ -451,6 +477,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .binary(let b): (Engine.opBinary, b)
         }
         guard payload.readableBytes <= configuration.maxMessageSize else { return .tooBig }
+        outMessages &+= 1
+        outBytes &+= payload.readableBytes
         // A message marked uncompressed, or under the threshold, never reaches the deflater (so
         // never its window, and never creates it); created on the first message worth compressing.
         if compress, let compression, let settings = configuration.compression, payload.readableBytes >= settings.threshold {
@@ -459,6 +487,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                     : Deflater(settings: settings, agreement: compression, role: role)
             }
             if let deflater, let (compressed, isCompressed) = deflater.compress(payload, allocator: context.channel.allocator) {
+                if isCompressed {
+                    deflateBefore &+= payload.readableBytes
+                    deflateAfter &+= compressed.readableBytes
+                }
                 appendFrame(context: context, opcode: opcode, payload: compressed, rsv: isCompressed ? 0x40 : 0)
                 return .sent
             }
@@ -538,6 +570,20 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         handOff(context: context, promise: nil)
         context.flush()
         afterFlush(context: context)
+        reportOutput()
+    }
+
+    /// Reports the messages and bytes framed since the last report.
+    private func reportOutput() {
+        guard outMessages > 0 else { return }
+        metrics.sent(messages: outMessages, bytes: outBytes)
+        outMessages = 0
+        outBytes = 0
+        if deflateBefore > 0 {
+            metrics.deflated(before: deflateBefore, after: deflateAfter)
+            deflateBefore = 0
+            deflateAfter = 0
+        }
     }
 
     private func pendingBytes(context: ChannelHandlerContext) -> Int {
@@ -590,6 +636,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             switch configuration.backpressurePolicy {
             case .drop:
                 overLimit = true
+                metrics.dropped()
                 return .dropped
             case .close:
                 let error = WebSocketError(code: .policyViolation, reason: "peer does not read: more than maxBufferedAmount unsent")
@@ -777,6 +824,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 livenessAt = nil
                 if action != .none {
                     configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)", metadata: Self.closeMetadata(WebSocketError.pongTimeout))
+                    metrics.pingUnanswered()
                 }
                 execute(action, context: context)
             }

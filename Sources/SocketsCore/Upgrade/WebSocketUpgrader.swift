@@ -125,8 +125,11 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
         self.resolve = { channel, head in
             guard let route = route(channel, head) else { return channel.eventLoop.makeSucceededFuture(nil) }
             switch Handshake.evaluate(head, route: route) {
-            case .success(let acceptance): return channel.eventLoop.makeSucceededFuture((route, acceptance))
+            case .success(let acceptance):
+                route.configuration.metrics.handshakeAccepted()
+                return channel.eventLoop.makeSucceededFuture((route, acceptance))
             case .failure(let refusal):
+                route.configuration.metrics.handshakeRefused(status: Int(refusal.status.code))
                 Handshake.logRefusal(refusal, head: head, remoteAddress: channel.remoteAddress, configuration: route.configuration)
                 return channel.eventLoop.makeFailedFuture(refusal)
             }
