@@ -46,10 +46,10 @@ struct SocketsClient: AsyncParsableCommand {
     @Option(help: "The largest message accepted and sent, in bytes.")
     var maxMessageSize = 1 << 20
 
-    @Option(help: "Seconds to wait for the TCP (and TLS) connection.")
+    @Option(help: "Seconds to wait for the TCP connection.")
     var connectTimeout = 10
 
-    @Option(help: "Seconds to wait for the server's handshake response.")
+    @Option(help: "Seconds to wait for the TLS handshake and the server's handshake response.")
     var handshakeTimeout = 10
 
     @Flag(help: "Do not print the connection and close lines on standard error.")

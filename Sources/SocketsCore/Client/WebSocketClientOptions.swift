@@ -11,9 +11,10 @@ public struct WebSocketClientOptions: Sendable {
     /// The subprotocols offered in `Sec-WebSocket-Protocol`, in order of preference. The server's
     /// answer must be one of them (or none). Default: none.
     public var subprotocols: [String]
-    /// How long the TCP connection (and the TLS handshake, for `wss://`) may take. Default 10 s.
+    /// How long the TCP connection may take. Default 10 s.
     public var connectTimeout: Duration
-    /// How long the server may take to answer the upgrade request once connected. Default 10 s.
+    /// How long, once connected, the TLS handshake (for `wss://`) and the server's answer to the
+    /// upgrade request may take together. Default 10 s.
     public var handshakeTimeout: Duration
     /// The largest response head accepted (status line and headers). Default 16 KiB.
     public var maxResponseHeadSize: Int
@@ -75,9 +76,10 @@ public enum WebSocketClientError: Error, Sendable, Equatable, CustomStringConver
     /// An extra request header may not be sent (a header the handshake sets itself, or a name or
     /// value with a line break).
     case invalidRequestHeader(name: String, reason: String)
-    /// The TCP connection (or the TLS handshake) did not complete within `connectTimeout`.
+    /// The TCP connection did not complete within `connectTimeout`.
     case connectTimeout
-    /// The server did not answer the upgrade request within `handshakeTimeout`.
+    /// The TLS handshake and the server's answer to the upgrade request did not complete within
+    /// `handshakeTimeout`.
     case handshakeTimeout
     /// The server answered with another status than 101 Switching Protocols (it refused).
     case unexpectedStatus(Int, reason: String)
