@@ -2,6 +2,7 @@
 # Runs every test (what CI runs):
 #   1. the Swift suites: the C engine through its API, the NIO layer, the router, and interop with
 #      independent clients (Python's websockets, raw sockets) on 127.0.0.1;
+#   1b. the DocC documentation (scripts/docs.sh);
 #   2. the C side (scripts/test-c.sh): standalone build, exported-symbol check, C tests plain and
 #      under ASan/UBSan/LSan, the example through pkg-config, coverage of the engine by the fuzz
 #      corpus and the C tests (fails below its targets), each fuzz target for FUZZ_SECONDS (30
@@ -22,6 +23,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 swift build --build-tests
 # Suites run one at a time: several measure timing and socket buffers, and this runs on 2 cores.
 swift test --skip-build --no-parallel
+
+# The DocC archives of SocketsCore and Sockets, offline (about 15 s; warnings are printed, not
+# fatal yet: see scripts/docs.sh).
+scripts/docs.sh
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/test-c.sh
 

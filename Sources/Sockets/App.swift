@@ -188,7 +188,7 @@ public final class App: Sendable {
 
     /// Serves on `host:port` until the process gets SIGINT or SIGTERM, then shuts down gracefully
     /// (new upgrades answered 503, open sockets sent 1001 and given the shutdown timeout to close).
-    /// Runs the app's ``service(host:port:)`` in a `ServiceGroup`.
+    /// Runs the app's ``service(host:port:tls:onListening:)`` in a `ServiceGroup`.
     ///
     /// - Parameters:
     ///   - host: the address to bind.

@@ -32,8 +32,8 @@ extension WebSocketClient {
     ///   - options: headers, subprotocols, connect and handshake timeouts, TLS.
     ///   - eventLoopGroup: where the connection runs. Default: NIO's singleton group.
     /// - Returns: the open socket; its ``Socket/subprotocol`` is the server's choice.
-    /// - Throws: ``WebSocketClientError`` naming what went wrong (a refused handshake, a header
-    ///   that breaks RFC 6455, a timeout, TLS); ``OptionsError``.
+    /// - Throws: `WebSocketClientError` naming what went wrong (a refused handshake, a header
+    ///   that breaks RFC 6455, a timeout, TLS); `OptionsError`.
     public static func connect<Message: Sendable>(
         to url: URL, _ spec: SocketSpec<Message>, options: WebSocketClientOptions = WebSocketClientOptions(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
