@@ -113,7 +113,7 @@ struct SocketsClient: AsyncParsableCommand {
             }
             await socket.disconnect(.normalClosure)
         }
-        let code = await socket.done
+        let code = await socket.done.code
         sender.cancel()
         await printer.value
         if !quiet { FileHandle.standardError.write(Data("sockets-client: closed with \(code.rawValue)\n".utf8)) }

@@ -43,7 +43,7 @@ struct ClientTests {
             #expect(info["x_test"] as? String == "yes")
             #expect(info["extensions"] is NSNull, "no compression offered, none agreed: \(info)")
             await socket.disconnect()
-            #expect(await socket.done == .normalClosure)
+            #expect(await socket.done.code == .normalClosure)
         }
     }
 
@@ -68,10 +68,10 @@ struct ClientTests {
     @Test func closeCodesAgainstPython() async throws {
         try await PythonServer.with { server in
             let closed = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/close/4002"), try Sockets.messages(Self.quiet))
-            #expect(await closed.done.rawValue == 4002)
+            #expect(await closed.done.code.rawValue == 4002)
             let record = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/record"), try Sockets.messages(Self.quiet))
             await record.disconnect(4001, reason: "client bye")
-            #expect(await record.done.rawValue == 4001, "the server echoes our code")
+            #expect(await record.done.code.rawValue == 4001, "the server echoes our code")
             let report = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/report"), try Sockets.messages(Self.quiet))
             var it = report.receiver.makeAsyncIterator()
             let seen = try Self.json(await it.next().map { .text(ByteBuffer(string: $0)) })
@@ -106,7 +106,7 @@ struct ClientTests {
                 #expect(await it.next() == text)
             }
             await socket.disconnect()
-            #expect(await socket.done == .normalClosure)
+            #expect(await socket.done.code == .normalClosure)
         }
     }
 
@@ -162,7 +162,7 @@ struct ClientTests {
             #expect(await it.next() == text)
         }
         await socket.disconnect(4005, reason: "done")
-        #expect(await socket.done.rawValue == 4005)
+        #expect(await socket.done.code.rawValue == 4005)
 
         // The callback API as a client: open sends, message closes, close reports.
         let result = Mutex<[String]>([])
@@ -255,7 +255,7 @@ struct ClientTests {
             try await socket.send(text)
             #expect(await it.next() == text)
             await socket.disconnect(4010)
-            #expect(await socket.done.rawValue == 4010)
+            #expect(await socket.done.code.rawValue == 4010)
         }
         // By IP (the certificate names 127.0.0.1) and by name (SNI "localhost").
         try await roundTrip("wss://127.0.0.1:\(port)/echo")
@@ -310,7 +310,7 @@ struct ClientTests {
             try await socket.send("over tls")
             #expect(await it.next() == "over tls")
             await socket.disconnect()
-            #expect(await socket.done == .normalClosure)
+            #expect(await socket.done.code == .normalClosure)
         }
     }
 

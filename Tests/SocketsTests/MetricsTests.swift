@@ -34,7 +34,7 @@ struct MetricsTests {
                 #expect(await it.next() == text)
             }
             await socket.disconnect(4001, reason: "bye")
-            #expect(await socket.done.rawValue == 4001)
+            #expect(await socket.done.code.rawValue == 4001)
             // The server's side of the end is counted on its event loop, just after.
             for _ in 0..<100 where (try? test.expectMeter("sockets.connections.open").lastValue) != 0 {
                 try await Task.sleep(for: .milliseconds(20))
