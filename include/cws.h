@@ -372,6 +372,11 @@ CWS_NODISCARD int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *con
  * to trim. */
 bool cws_handshake_key_is_valid(const void *key, size_t len);
 
+/* True when s[0..len) is a non-empty HTTP token (RFC 9110 §5.6.2: "!#$%&'*+-.^_`|~", digits,
+ * letters), as subprotocol and extension names must be. Borrows s for the call; s may be NULL when
+ * len is 0 (then false). */
+bool cws_http_is_token(const void *s, size_t len);
+
 /* Computes Sec-WebSocket-Accept = base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) into
  * out[0..CWS_ACCEPT_LENGTH) (not NUL-terminated). CWS_ERR_INVALID_KEY when the key is not valid
  * (cws_handshake_key_is_valid). Never allocates. */

@@ -58,6 +58,14 @@ static const uint32_t cws__tchar_bits[8] = {
     0, 0, 0, 0};
 
 CWS_INLINE bool cws__is_tchar(uint8_t c) { return (cws__tchar_bits[c >> 5] >> (c & 31)) & 1u; }
+bool cws_http_is_token(const void *s, size_t len) {
+    const uint8_t *p = (const uint8_t *)s;
+    if (len == 0) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!cws__is_tchar(p[i])) return false;
+    return true;
+}
+
 CWS_INLINE bool cws__is_ows(uint8_t c) { return c == ' ' || c == '\t'; }
 CWS_INLINE uint8_t cws__lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
 

@@ -1,3 +1,4 @@
+#include <string.h>
 /*
  * test_extension.c — the Sec-WebSocket-Extensions parser and permessage-deflate negotiation
  * (RFC 7692 §5, §7.1; header syntax RFC 9110 §5.6, RFC 6455 §9.1) in both roles: a table of
@@ -258,8 +259,27 @@ static void test_pmd_arguments(void) {
     }
 }
 
+/* RFC 9110 §5.6.2 tokens: every tchar in, every other byte out, empty out. */
+static void test_http_token(void) {
+    CHECK(cws_http_is_token("chat.v2", 7));
+    CHECK(cws_http_is_token("!#$%&'*+-.^_`|~09azAZ", 21));
+    CHECK(!cws_http_is_token("", 0));
+    CHECK(!cws_http_is_token(NULL, 0));
+    CHECK(!cws_http_is_token("chat v1", 7));
+    int tchars = 0;
+    for (int c = 0; c < 256; c++) {
+        unsigned char b = (unsigned char)c;
+        bool expected = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+        CHECK(cws_http_is_token(&b, 1) == expected);
+        tchars += expected;
+    }
+    CHECK(tchars == 77);
+}
+
 void extension_tests(void) {
     run_test("permessage-deflate negotiation: offers and answers (RFC 7692 §7.1)", test_negotiate_table);
     run_test("permessage-deflate client role: offer and response checks", test_client_role);
     run_test("permessage-deflate arguments", test_pmd_arguments);
+    run_test("HTTP tokens (RFC 9110 §5.6.2)", test_http_token);
 }

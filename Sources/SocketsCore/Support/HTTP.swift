@@ -1,17 +1,13 @@
-/// RFC 9110 §5.6.2 token characters.
-package enum HTTPToken {
-    /// Whether `b` may appear in a token.
-    package static func isTokenByte(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(b)
-        }
-    }
+internal import CWebSocket
 
+/// RFC 9110 §5.6.2 tokens, checked by the C engine's one token table (the one its
+/// permessage-deflate parser uses).
+package enum HTTPToken {
     /// Whether `s` is a non-empty token.
-    package static func isToken(_ s: String) -> Bool { !s.isEmpty && s.utf8.allSatisfy(isTokenByte) }
+    package static func isToken(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { cws_http_is_token($0.baseAddress, $0.count) }
+    }
 }
 
 /// The one place a request target is split into path and query.
