@@ -118,7 +118,4 @@ package final class OutboundQueue: Sendable {
         }
         for w in waiters { w.resume(returning: false) }
     }
-
-    /// Whether the queue is closed.
-    package var isClosed: Bool { state.withLockedValue { $0.closed } }
 }

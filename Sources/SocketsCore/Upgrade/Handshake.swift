@@ -42,10 +42,17 @@ public struct HandshakeAcceptance: Sendable, Equatable {
 
     /// The headers of the 101 response.
     public var responseHeaders: HTTPHeaders {
-        var h: HTTPHeaders = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": acceptValue]
-        if let subprotocol { h.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
-        if let extensions { h.add(name: "Sec-WebSocket-Extensions", value: extensions) }
+        var h: HTTPHeaders = ["Upgrade": "websocket", "Connection": "Upgrade"]
+        addResponseHeaders(to: &h)
         return h
+    }
+
+    /// Sets what the handshake decided on a 101 response's headers: the accept value, the chosen
+    /// subprotocol and the agreed extension (the one place they are written, for every upgrader).
+    package func addResponseHeaders(to headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "Sec-WebSocket-Accept", value: acceptValue)
+        if let subprotocol { headers.replaceOrAdd(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        if let extensions { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: extensions) }
     }
 }
 

@@ -70,9 +70,7 @@ public struct TypedWebSocketUpgrader<UpgradeResult: Sendable>: NIOTypedHTTPServe
         case .success(let acceptance):
             state.put(channel, .accepted(route, acceptance))
             var headers = initialResponseHeaders
-            headers.replaceOrAdd(name: "Sec-WebSocket-Accept", value: acceptance.acceptValue)
-            if let p = acceptance.subprotocol { headers.replaceOrAdd(name: "Sec-WebSocket-Protocol", value: p) }
-            if let e = acceptance.extensions { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: e) }
+            acceptance.addResponseHeaders(to: &headers)
             return channel.eventLoop.makeSucceededFuture(headers)
         }
     }

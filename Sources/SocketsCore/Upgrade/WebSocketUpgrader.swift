@@ -156,9 +156,7 @@ public struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             guard let (route, acceptance) = decision else { throw NoRoute() }
             pending.put(channel, route: route, acceptance: acceptance)
             var headers = initialResponseHeaders
-            headers.replaceOrAdd(name: "Sec-WebSocket-Accept", value: acceptance.acceptValue)
-            if let p = acceptance.subprotocol { headers.replaceOrAdd(name: "Sec-WebSocket-Protocol", value: p) }
-            if let e = acceptance.extensions { headers.replaceOrAdd(name: "Sec-WebSocket-Extensions", value: e) }
+            acceptance.addResponseHeaders(to: &headers)
             return headers
         }
     }
