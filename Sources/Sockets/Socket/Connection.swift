@@ -47,8 +47,8 @@ extension SocketSpec {
         handler: @escaping @Sendable (Socket<Message>) async throws -> Void
     ) throws -> @Sendable () async -> Void {
         let webSocketHandler = try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self)
-        // The connection's configuration: the route's, with the connection's log metadata.
-        let configuration = webSocketHandler.connectionConfiguration
+        // The connection's log: the route's logger and level, with the connection's metadata.
+        let log = webSocketHandler.connectionLog
         let bridge = SocketBridge(spec: self, request: request, allocator: channel.allocator)
         webSocketHandler.attach(bridge, queueCapacity: options.sendChannelBuffer)
         guard let socket = bridge.socket else { throw WebSocketError.closed }
@@ -57,15 +57,15 @@ extension SocketSpec {
                 try await handler(socket)
             } catch let error as WebSocketError where error == .closed || socket.isDone {
                 // A send that raced the close: the connection is over, nothing went wrong here.
-                configuration.log(.debug, "socket handler ended by the close: \(error)")
+                log.log(.debug, "socket handler ended by the close: \(error)")
             } catch {
-                configuration.log(.error, "socket handler threw: \(error)", metadata: ["error": "\(error)"])
+                log.log(.error, "socket handler threw: \(error)", metadata: ["error": "\(error)"])
                 if !socket.isDone { await socket.disconnect(.internalError, reason: "handler error") }
             }
             socket.inbox.readerEnded()
             if !socket.isDone { await socket.disconnect(.normalClosure) }
             let result = await socket.done
-            configuration.log(.info, "websocket closed: \(result)",
+            log.log(.info, "websocket closed: \(result)",
                               metadata: ["ws.close_code": "\(result.code.rawValue)", "ws.close_reason": "\(result.reason)"])
         }
     }
@@ -75,19 +75,26 @@ extension SocketSpec {
 /// loop, into the socket's inbox; holds the socket back when the inbox is full; reports failures
 /// in order; ends the socket with the state machine's outcome.
 final class SocketBridge<Message: Sendable>: WebSocketApplication {
-    let spec: SocketSpec<Message>
+    // What the bridge needs of the route's spec, not the spec itself: a connection holds no copy
+    // of the route's options.
+    let codec: SocketCodec<Message>
+    let maxMessageSize: Int
+    let recvChannelBuffer: Int
     let request: SocketRequest
     let allocator: ByteBufferAllocator
     private(set) var socket: Socket<Message>?
 
     init(spec: SocketSpec<Message>, request: SocketRequest, allocator: ByteBufferAllocator) {
-        self.spec = spec
+        self.codec = spec.codec
+        self.maxMessageSize = spec.options.maxMessageSize
+        self.recvChannelBuffer = spec.options.recvChannelBuffer
         self.request = request
         self.allocator = allocator
     }
 
     func open(_ connection: WebSocketConnection) {
-        socket = Socket(request: request, sender: connection.sender, allocator: allocator, codec: spec.codec, options: spec.options)
+        socket = Socket(request: request, sender: connection.sender, allocator: allocator, codec: codec,
+                        maxMessageSize: maxMessageSize, recvChannelBuffer: recvChannelBuffer)
     }
 
     func message(_ connection: WebSocketConnection, _ message: WebSocketMessage) {
@@ -99,7 +106,7 @@ final class SocketBridge<Message: Sendable>: WebSocketApplication {
         case .binary(let b): (isText, payload) = (false, b)
         }
         do throws(SocketCodec<Message>.DecodeFailure) {
-            let decoded = try spec.codec.decode(isText, payload)
+            let decoded = try codec.decode(isText, payload)
             if socket.inbox.push(message: decoded) { connection.pauseReading() }
         } catch {
             switch error {

@@ -122,13 +122,14 @@ public final class Socket<Message: Sendable>: Sendable {
     private let maxMessageSize: Int
     private let pings = PingWaiters()
 
-    init(request: SocketRequest, sender: WebSocketSender, allocator: ByteBufferAllocator, codec: SocketCodec<Message>, options: Options) {
+    init(request: SocketRequest, sender: WebSocketSender, allocator: ByteBufferAllocator, codec: SocketCodec<Message>,
+         maxMessageSize: Int, recvChannelBuffer: Int) {
         self.request = request
         self.output = sender
         self.codec = codec
         self.allocator = allocator
-        self.maxMessageSize = options.maxMessageSize
-        self.inbox = Inbox(capacity: options.recvChannelBuffer,
+        self.maxMessageSize = maxMessageSize
+        self.inbox = Inbox(capacity: recvChannelBuffer,
                            onRoom: { sender.resumeReading() },
                            onCaughtUp: { sender.caughtUp() })
     }

@@ -167,7 +167,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// The connection's configuration (its logger carries the connection's log metadata).
-    package var connectionConfiguration: WebSocketConfiguration { configuration }
+    package var connectionLog: ConnectionLog { configuration.connectionLog }
 
     /// Puts an application on top of the handler (the channel layer's socket). Call it on the
     /// event loop before the first read is handled, e.g. from a route's `onUpgrade`.
