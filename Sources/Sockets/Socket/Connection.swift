@@ -52,22 +52,41 @@ extension SocketSpec {
         let bridge = SocketBridge(spec: self, request: request, allocator: channel.allocator)
         webSocketHandler.attach(bridge, queueCapacity: options.sendChannelBuffer)
         guard let socket = bridge.socket else { throw WebSocketError.closed }
-        return {
-            do {
-                try await handler(socket)
-            } catch let error as WebSocketError where error == .closed || socket.isDone {
-                // A send that raced the close: the connection is over, nothing went wrong here.
-                log.log(.debug, "socket handler ended by the close: \(error)")
-            } catch {
-                log.log(.error, "socket handler threw: \(error)", metadata: ["error": "\(error)"])
-                if !socket.isDone { await socket.disconnect(.internalError, reason: "handler error") }
-            }
-            socket.inbox.readerEnded()
-            if !socket.isDone { await socket.disconnect(.normalClosure) }
-            let result = await socket.done
-            log.log(.info, "websocket closed: \(result)",
-                              metadata: ["ws.close_code": "\(result.code.rawValue)", "ws.close_reason": "\(result.reason)"])
+        return { await Self.run(handler, socket, log) }
+    }
+
+    // The connection's task is suspended in here for the connection's whole life, so its async
+    // frame is memory per connection: the logging is kept in synchronous functions apart, whose
+    // locals live on the thread's stack for the moment they run (frame 496 B -> 112 B in a
+    // release build; an idle echo connection still holds three 1 KiB task-allocator slabs).
+    private static func run(_ handler: @Sendable (Socket<Message>) async throws -> Void, _ socket: Socket<Message>,
+                            _ log: ConnectionLog) async {
+        do {
+            try await handler(socket)
+        } catch {
+            if handlerThrew(error, socket, log) { await socket.disconnect(.internalError, reason: "handler error") }
         }
+        socket.inbox.readerEnded()
+        if !socket.isDone { await socket.disconnect(.normalClosure) }
+        logClosed(await socket.done, log)
+    }
+
+    /// Logs what the handler threw; true when the connection must be closed with 1011.
+    @inline(never)
+    private static func handlerThrew(_ error: any Error, _ socket: Socket<Message>, _ log: ConnectionLog) -> Bool {
+        if let error = error as? WebSocketError, error == .closed || socket.isDone {
+            // A send that raced the close: the connection is over, nothing went wrong here.
+            log.log(.debug, "socket handler ended by the close: \(error)")
+            return false
+        }
+        log.log(.error, "socket handler threw: \(error)", metadata: ["error": "\(error)"])
+        return !socket.isDone
+    }
+
+    @inline(never)
+    private static func logClosed(_ result: CloseResult, _ log: ConnectionLog) {
+        log.log(.info, "websocket closed: \(result)",
+                metadata: ["ws.close_code": "\(result.code.rawValue)", "ws.close_reason": "\(result.reason)"])
     }
 }
 
