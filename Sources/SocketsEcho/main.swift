@@ -44,6 +44,9 @@ struct SocketsEcho: AsyncParsableCommand {
     @Option(help: "permessage-deflate: off, on (dedicated, window 15), shared (one deflater per thread), small (window 9).")
     var compression: Compression = .off
 
+    @Option(help: "The largest read buffer a busy connection grows to, in bytes (HTTPOptions.maxReadSize).")
+    var maxReadSize = 64 * 1024
+
     func validate() throws {
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be positive") }
     }
@@ -51,7 +54,7 @@ struct SocketsEcho: AsyncParsableCommand {
     func run() async throws {
         let options = Options(logLevel: .warning, maxMessageSize: maxMessageSize, maxFrameSize: maxMessageSize,
                               allowAnyOrigin: true, compression: compression.settings)
-        let app = App()
+        let app = App(http: HTTPOptions(maxReadSize: maxReadSize))
         switch api {
         case .callback:
             app.ws("/*", options, WebSocketBehavior(message: { connection, message in connection.send(message) }))

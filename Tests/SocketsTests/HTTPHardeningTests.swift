@@ -237,6 +237,8 @@ extension InteropTests {
         #expect(o.requestHeadTimeout == .seconds(10))
         #expect(o.maxRequestLineSize == 8192)
         #expect(o.maxHeadSize == 16384)
+        #expect(o.initialReadSize == 512)
+        #expect(o.maxReadSize == 65536)
         func field(_ o: HTTPOptions) -> String? {
             do { try o.validate(); return nil } catch { return error.field }
         }
@@ -246,6 +248,9 @@ extension InteropTests {
         #expect(field(HTTPOptions(requestHeadTimeout: .seconds(-1))) == "requestHeadTimeout")
         #expect(field(HTTPOptions(maxRequestLineSize: 0)) == "maxRequestLineSize")
         #expect(field(HTTPOptions(maxRequestLineSize: 8192, maxHeadSize: 4096)) == "maxHeadSize")
+        #expect(field(HTTPOptions(initialReadSize: 63)) == "initialReadSize")
+        #expect(field(HTTPOptions(initialReadSize: 4096, maxReadSize: 2048)) == "maxReadSize")
+        #expect(field(HTTPOptions(initialReadSize: 64, maxReadSize: 1 << 20)) == nil)
         await #expect(throws: OptionsError.self) { _ = try await App(http: HTTPOptions(idleTimeout: .zero)).start(port: 0) }
         // A duration past what TimeAmount holds saturates instead of trapping.
         let huge = HTTPOptions(idleTimeout: .seconds(Int64.max), requestHeadTimeout: .seconds(Int64.max))

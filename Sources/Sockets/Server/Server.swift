@@ -72,6 +72,8 @@ final class AppCore: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: http.initialReadSize, maximum: http.maxReadSize))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Our own HTTP/1 pipeline rather than configureHTTPServerPipeline: the HTTP
