@@ -40,8 +40,8 @@ public struct HTTPOptions: Sendable, Equatable {
     /// The largest read buffer a busy connection grows to, in bytes. A connection keeps the
     /// buffer it grew to, so this bounds the memory of a connection that received a burst.
     /// Default 64 KiB, SwiftNIO's. Larger reads move large messages with less CPU: measured
-    /// (W3, 1 MiB messages, callback API), 3.9x SwiftNIO's NIOWebSocket echo per server
-    /// CPU-second with 1 MiB against 2.1x with 64 KiB (a message that arrives in one read is
+    /// (W3, 1 MiB messages, callback API), 3.9–4.3x SwiftNIO's NIOWebSocket echo per
+    /// server CPU-second with 1 MiB against 2.1–2.6x with 64 KiB, in two runs (a message that arrives in one read is
     /// handed over without reassembly) — at up to 1 MiB held by every connection that once
     /// received one.
     public var maxReadSize: Int
