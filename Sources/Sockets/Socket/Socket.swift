@@ -115,7 +115,7 @@ public enum SocketEvent<Message: Sendable>: Sendable {
 public final class Socket<Message: Sendable>: Sendable {
     /// The request that opened the connection.
     public let request: SocketRequest
-    let inbox: Inbox<Message>
+    let inbox: Inbox
     private let output: WebSocketSender
     private let codec: SocketCodec<Message>
     private let allocator: ByteBufferAllocator
@@ -311,7 +311,7 @@ public final class Socket<Message: Sendable>: Sendable {
 /// iterating task is cancelled).
 public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequence, Sendable {
     enum View: Sendable { case messages, errors, events }
-    let inbox: Inbox<Message>
+    let inbox: Inbox
     let view: View
 
     /// Makes an iterator.
@@ -319,14 +319,14 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
 
     /// Iterates one view of the inbox.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let inbox: Inbox<Message>
+        let inbox: Inbox
         let view: View
         var ended = false
 
         /// The next element, or nil at the end.
         public mutating func next() async -> Element? {
             if ended { return nil }
-            let entry: Inbox<Message>.Entry?
+            let entry: Inbox.Entry?
             switch view {
             case .messages: entry = await inbox.take(.message)
             case .errors: entry = await inbox.take(.error)
@@ -335,7 +335,7 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
             switch (view, entry) {
             case (.messages, .message(let m)?): return m as? Element
             case (.errors, .error(let e)?): return e as? Element
-            case (.events, .message(let m)?): return SocketEvent<Message>.message(m) as? Element
+            case (.events, .message(let m)?): return SocketEvent<Message>.message(m as! Message) as? Element
             case (.events, .error(let e)?): return SocketEvent<Message>.error(e) as? Element
             case (.events, nil):
                 ended = true
