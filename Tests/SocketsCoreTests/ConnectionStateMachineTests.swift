@@ -80,6 +80,47 @@ import Testing
         #expect(m.closeTimeoutElapsed() == .none)
     }
 
+    // MARK: Client role: the server closes TCP first (RFC 6455 §7.1.1)
+
+    func clientMachine() -> ConnectionStateMachine {
+        var m = ConnectionStateMachine(timers: Self.timers, now: Self.at(0), role: .client)
+        _ = m.start(now: Self.at(0))
+        return m
+    }
+
+    @Test func clientAnswersTheServersCloseThenWaitsForTheServerToCloseTCP() {
+        var m = clientMachine()
+        #expect(m.receivedClose(code: 4002, reason: "bye") ==
+                .close(report: .closed(4002, reason: "bye"), frame: .init(code: 4002, reason: ""), then: .whenPeerClosesTCP(timeout: .seconds(3))))
+        #expect(m.state == .closing && m.waitingForPeerTCPClose)
+        // The server closes TCP in time: nothing left to do.
+        #expect(m.channelClosed() == nil)
+        #expect(m.result == CloseResult(code: 4002, reason: "bye"))
+        #expect(!m.waitingForPeerTCPClose)
+    }
+
+    @Test func clientClosesTCPItselfWhenTheServerDoesNotAfterOurClose() {
+        var m = clientMachine()
+        #expect(m.sendClose(code: 4001, reason: "done") ==
+                .close(report: nil, frame: .init(code: 4001, reason: "done"), then: .whenPeerAnswers(timeout: .seconds(3))))
+        #expect(m.receivedClose(code: 4001, reason: "") ==
+                .close(report: .closed(4001, reason: ""), frame: nil, then: .whenPeerClosesTCP(timeout: .seconds(3))))
+        #expect(m.waitingForPeerTCPClose)
+        // closeTimeout passes and the server has not closed TCP: we do.
+        #expect(m.closeTimeoutElapsed() == .close(report: nil, frame: nil, then: .now))
+        #expect(!m.waitingForPeerTCPClose)
+        #expect(m.channelClosed() == nil)
+        #expect(m.result == CloseResult(code: 4001, reason: ""))
+    }
+
+    @Test func clientFailureStillClosesAfterItsFrame() {
+        var m = clientMachine()
+        let error = WebSocketError(code: .protocolError, reason: "masked frame from the server")
+        #expect(m.fail(error) == .close(report: .failed(error), frame: .init(code: .protocolError, reason: error.reason),
+                                        then: .afterFrame(timeout: .seconds(3))))
+        #expect(!m.waitingForPeerTCPClose)
+    }
+
     @Test func protocolFailureSendsItsCodeOnceAndClosesAfterTheFrame() {
         var m = machine()
         let error = WebSocketError(code: .invalidPayload, reason: "invalid UTF-8")

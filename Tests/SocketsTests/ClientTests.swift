@@ -224,6 +224,47 @@ struct ClientTests {
         }
     }
 
+    // MARK: Closing TCP after the close handshake
+
+    /// RFC 6455 §7.1.1: once the close frames are exchanged the server closes TCP first; the
+    /// client closes it itself only if the server has not within closeTimeout. A fake server
+    /// plays the close handshake, our close answered (4001) or its own close (4002) answered by
+    /// us, and then either never closes TCP (`linger`) or closes it at once. Lingering: the
+    /// client closes TCP no sooner than closeTimeout (2 s) after the server's close frame went
+    /// and within 4 s of it; at once: the client's `done` comes within 1 s of the server's TCP
+    /// close, well before closeTimeout. Either way `done` reports the close code, and the server
+    /// got our close frame with it.
+    @Test(.timeLimit(.minutes(1)), arguments: [("answer", true), ("initiate", true), ("answer", false), ("initiate", false)])
+    func clientClosesTCPAfterTheCloseHandshake(kind: String, linger: Bool) async throws {
+        let server = try await LingeringServer.start(initiate: kind == "initiate", linger: linger)
+        defer { server.stop() }
+        var options = Self.quiet
+        options.closeTimeout = .seconds(2)
+        let socket = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(server.port)/"), try Sockets.messages(options))
+        if kind == "answer" { await socket.disconnect(4001, reason: "client bye") }
+        let result = await socket.done
+        let doneAt = ContinuousClock.now
+        try await server.clientClosedTCP.futureResult.get()
+        let seen = server.observed.withLock { $0 }
+        let code: UInt16 = kind == "answer" ? 4001 : 4002
+        #expect(result.code.rawValue == code, "\(result)")
+        #expect(seen.closeCodeFromClient == code, "the close frame the server got: \(seen)")
+        guard let closeSentAt = seen.serverCloseSentAt, let closedAt = seen.clientClosedTCPAt else {
+            Issue.record("the server sent no close frame or saw no TCP close: \(seen)")
+            return
+        }
+        if linger {
+            #expect(seen.serverClosedTCPAt == nil)
+            let waited = closedAt - closeSentAt
+            #expect(waited >= .milliseconds(1950), "the client closed TCP \(waited) after the server's close frame, before closeTimeout")
+            #expect(waited < .seconds(4), "the client closed TCP \(waited) after the server's close frame (closeTimeout 2 s)")
+        } else if let serverClosedAt = seen.serverClosedTCPAt {
+            #expect(doneAt - serverClosedAt < .seconds(1), "done came \(doneAt - serverClosedAt) after the server closed TCP")
+        } else {
+            Issue.record("the server did not close TCP: \(seen)")
+        }
+    }
+
     // MARK: TLS
 
     /// wss:// end to end with a CA made now: our client and Python's against our server (echo,
@@ -545,6 +586,153 @@ final class FakeServer: Sendable {
             if kind == "extension" { lines.append("Sec-WebSocket-Extensions: permessage-deflate") }
             if kind == "subprotocol" { lines.append("Sec-WebSocket-Protocol: chat") }
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: lines.joined(separator: "\r\n") + "\r\n\r\n")), promise: nil)
+        }
+    }
+}
+
+/// A WebSocket server for one connection that completes the opening handshake, plays the close
+/// handshake (answering the client's close frame, or sending its own close 4002 first) and then
+/// never closes TCP (`linger`) or closes it at once. It records the client's close code, when
+/// its own close frame went and when TCP closed. Bounded: it closes the connection itself after 15 s,
+/// so a client that never closes fails the test instead of hanging it.
+final class LingeringServer: Sendable {
+    struct Observed: Sendable, CustomStringConvertible {
+        var closeCodeFromClient: UInt16?
+        /// When our close frame went (the answer to the client's, or our own close): the client
+        /// cannot start waiting for our TCP close before.
+        var serverCloseSentAt: ContinuousClock.Instant?
+        var serverClosedTCPAt: ContinuousClock.Instant?
+        var clientClosedTCPAt: ContinuousClock.Instant?
+        var description: String {
+            "code \(closeCodeFromClient.map(String.init) ?? "none"), our close sent at \(String(describing: serverCloseSentAt)), "
+                + "server closed at \(String(describing: serverClosedTCPAt)), client closed at \(String(describing: clientClosedTCPAt))"
+        }
+    }
+
+    let port: Int
+    let observed: Mutex<Observed>
+    /// Succeeds when the connection's TCP is closed (the client's FIN read, or our close).
+    let clientClosedTCP: EventLoopPromise<Void>
+    private let channel: any Channel
+
+    private init(port: Int, channel: any Channel, clientClosedTCP: EventLoopPromise<Void>) {
+        self.port = port
+        self.channel = channel
+        self.observed = Mutex(Observed())
+        self.clientClosedTCP = clientClosedTCP
+    }
+
+    static func start(initiate: Bool, linger: Bool) async throws -> LingeringServer {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let closed = group.next().makePromise(of: Void.self)
+        let box = ServerBox()
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Connection(initiate: initiate, linger: linger, server: box, closed: closed))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let server = LingeringServer(port: channel.localAddress!.port!, channel: channel, clientClosedTCP: closed)
+        box.server.withLock { $0 = server }
+        return server
+    }
+
+    func stop() {
+        channel.close(promise: nil)
+        clientClosedTCP.succeed(()) // a no-op when it already has
+    }
+
+    func record(_ change: (inout Observed) -> Void) {
+        observed.withLock { change(&$0) }
+    }
+
+    /// Lets the connections reach the server made after them.
+    final class ServerBox: Sendable {
+        let server = Mutex<LingeringServer?>(nil)
+        func record(_ change: (inout Observed) -> Void) {
+            server.withLock { $0 }?.record(change)
+        }
+    }
+
+    final class Connection: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let initiate: Bool
+        let linger: Bool
+        let server: ServerBox
+        let closed: EventLoopPromise<Void>
+        var buffer = ByteBuffer()
+        var upgraded = false
+        var sentClose = false
+
+        init(initiate: Bool, linger: Bool, server: ServerBox, closed: EventLoopPromise<Void>) {
+            self.initiate = initiate
+            self.linger = linger
+            self.server = server
+            self.closed = closed
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .seconds(15)) { bound.value.close(promise: nil) }
+            context.fireChannelActive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var incoming = unwrapInboundIn(data)
+            buffer.writeBuffer(&incoming)
+            if !upgraded {
+                guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+                let head = String(decoding: buffer.readableBytesView[..<end.lowerBound], as: UTF8.self)
+                buffer.moveReaderIndex(to: end.upperBound)
+                let key = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("sec-websocket-key:") }
+                    .map { $0.dropFirst("sec-websocket-key:".count).trimmingCharacters(in: .whitespaces) } ?? ""
+                let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Accept: \(Handshake.acceptValue(forKey: key) ?? "")\r\n\r\n"
+                context.write(wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
+                upgraded = true
+                if initiate { sendClose(4002, context: context) }
+                context.flush()
+            }
+            // The client's frames: masked, short (a close frame).
+            while buffer.readableBytes >= 6, let b0 = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+                  let b1 = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self) {
+                let length = Int(b1 & 0x7f)
+                precondition(length < 126 && b1 & 0x80 != 0, "only short masked frames expected")
+                guard buffer.readableBytes >= 6 + length,
+                      let mask = buffer.getBytes(at: buffer.readerIndex + 2, length: 4),
+                      let masked = buffer.getBytes(at: buffer.readerIndex + 6, length: length) else { return }
+                buffer.moveReaderIndex(forwardBy: 6 + length)
+                let payload = masked.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+                guard b0 & 0x0f == 0x8 else { continue }
+                let code = payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : 1005
+                server.record { $0.closeCodeFromClient = code }
+                if !sentClose {
+                    sendClose(code, context: context)
+                    context.flush()
+                }
+                if !linger {
+                    server.record { $0.serverClosedTCPAt = .now }
+                    context.close(promise: nil)
+                }
+            }
+        }
+
+        private func sendClose(_ code: UInt16, context: ChannelHandlerContext) {
+            sentClose = true
+            server.record { $0.serverCloseSentAt = .now }
+            var frame = ByteBuffer()
+            frame.writeInteger(UInt8(0x88))
+            frame.writeInteger(UInt8(2))
+            frame.writeInteger(code)
+            context.write(wrapOutboundOut(frame), promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            server.record { if $0.clientClosedTCPAt == nil { $0.clientClosedTCPAt = .now } }
+            closed.succeed(())
+            context.fireChannelInactive()
         }
     }
 }

@@ -105,8 +105,9 @@ public struct Options: Sendable {
         get { configuration.maxFrameSize }
         set { configuration.maxFrameSize = newValue }
     }
-    /// How long to wait for the peer's close frame after sending ours before closing TCP.
-    /// Default 5 s.
+    /// How long to wait for the peer's close frame after sending ours before closing TCP; for a
+    /// client, also how long to wait for the server to close TCP once the close frames are
+    /// exchanged (RFC 6455 §7.1.1) before closing it itself. Default 5 s.
     public var closeTimeout: Duration {
         get { configuration.closeTimeout }
         set { configuration.closeTimeout = newValue }

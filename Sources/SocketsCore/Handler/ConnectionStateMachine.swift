@@ -68,6 +68,10 @@ package struct ConnectionStateMachine {
         case afterFrame(timeout: TimeAmount)
         /// When the peer answers our close frame, or at closeTimeout.
         case whenPeerAnswers(timeout: TimeAmount)
+        /// Client role, once the close frames are exchanged (ours written, or the peer's answer
+        /// received): the server closes TCP first (RFC 6455 §7.1.1), so that its end, not ours,
+        /// holds TIME_WAIT. We close at closeTimeout if it has not.
+        case whenPeerClosesTCP(timeout: TimeAmount)
     }
 
     /// The timers' settings, converted once.
@@ -90,10 +94,17 @@ package struct ConnectionStateMachine {
     private var lastReceived: NIODeadline
     private var applicationReading = true
     let timers: Timers
+    /// Client role: after the close handshake, the server closes TCP first.
+    private let peerClosesTCPFirst: Bool
+    /// Set when the close handshake is complete and we wait for the server to close TCP.
+    package private(set) var waitingForPeerTCPClose = false
 
-    package init(timers: Timers, now: NIODeadline) {
+    /// - Parameter role: `.client` waits for the server to close TCP after the close handshake
+    ///   (bounded by closeTimeout); `.server` closes TCP itself once the handshake is complete.
+    package init(timers: Timers, now: NIODeadline, role: WebSocketRole = .server) {
         self.timers = timers
         self.lastReceived = now
+        self.peerClosesTCPFirst = role == .client
     }
 
     /// Whether messages and pings may still be sent.
@@ -142,19 +153,23 @@ package struct ConnectionStateMachine {
 
     /// The peer's close frame arrived. While open, answer it echoing the code (an empty close for
     /// a code that may not be sent) and, as the server, close TCP first (RFC 6455 §7.1.1) once the
-    /// answer is written. After our own close, this completes the handshake.
+    /// answer is written. After our own close, this completes the handshake: the server closes
+    /// TCP at once. The client, in both cases, leaves TCP to the server and closes it itself only
+    /// if the server has not within closeTimeout.
     package mutating func receivedClose(code: CloseCode, reason: String) -> Action {
         let report = WebSocketInbound.closed(code, reason: reason)
         switch state {
         case .open:
             state = .closing
             result = CloseResult(code: code, reason: reason)
+            waitingForPeerTCPClose = peerClosesTCPFirst
             return .close(report: report, frame: CloseFrame(code: code.isSendable ? code : nil, reason: ""),
-                          then: .afterFrame(timeout: timers.closeTimeout))
+                          then: peerClosesTCPFirst ? .whenPeerClosesTCP(timeout: timers.closeTimeout) : .afterFrame(timeout: timers.closeTimeout))
         case .closeSent:
             state = .closing
             result = CloseResult(code: code, reason: reason)
-            return .close(report: report, frame: nil, then: .now)
+            waitingForPeerTCPClose = peerClosesTCPFirst
+            return .close(report: report, frame: nil, then: peerClosesTCPFirst ? .whenPeerClosesTCP(timeout: timers.closeTimeout) : .now)
         case .closing, .closed:
             return .none
         }
@@ -186,13 +201,14 @@ package struct ConnectionStateMachine {
         return .close(report: nil, frame: CloseFrame(code: code, reason: reason), then: .whenPeerAnswers(timeout: timers.closeTimeout))
     }
 
-    /// closeTimeout passed after our close frame, or after our last frame that could not be
-    /// written: close TCP.
+    /// closeTimeout passed after our close frame, after our last frame that could not be
+    /// written, or (client) after the close handshake without the server closing TCP: close TCP.
     package mutating func closeTimeoutElapsed() -> Action {
         switch state {
         case .closeSent, .closing:
             if state == .closeSent { result = result ?? sentClose } // the peer never answered
             state = .closing
+            waitingForPeerTCPClose = false
             return .close(report: nil, frame: nil, then: .now)
         case .open, .closed:
             return .none
@@ -232,7 +248,10 @@ package struct ConnectionStateMachine {
     /// TCP is closed. Returns what to report: a connection that was open ended without a close
     /// handshake (1006); after our close frame with no answer, the outcome is the code we sent.
     package mutating func channelClosed() -> WebSocketInbound? {
-        defer { state = .closed }
+        defer {
+            state = .closed
+            waitingForPeerTCPClose = false
+        }
         switch state {
         case .open:
             let error = WebSocketError(code: .abnormalClosure, reason: "connection lost without a close frame")

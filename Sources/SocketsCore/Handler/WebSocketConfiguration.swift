@@ -66,8 +66,9 @@ public struct WebSocketConfiguration: Sendable {
     /// The largest single frame accepted. Default `nil`: the same as ``maxMessageSize``.
     /// Browsers send frames up to 128 KiB, so keep it at least that large if messages are.
     public var maxFrameSize: Int?
-    /// How long to wait for the peer's close frame after sending ours before closing TCP.
-    /// Default 5 s.
+    /// How long to wait for the peer's close frame after sending ours before closing TCP; for a
+    /// client, also how long to wait for the server to close TCP once the close frames are
+    /// exchanged (RFC 6455 §7.1.1) before closing it itself. Default 5 s.
     public var closeTimeout: Duration
     /// permessage-deflate (RFC 7692). Default `nil`: off (it costs CPU and, with context
     /// takeover, memory per connection).

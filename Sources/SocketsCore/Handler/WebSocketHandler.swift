@@ -32,7 +32,9 @@ public import NIOCore
 ///   sends nothing for `pongWait` (our own sends do not count; while the application is not
 ///   reading the clock is held); output that the socket has not taken any of for `writeWait`
 ///   fails it (one timer, armed after a flush that leaves bytes pending); after our last frame
-///   the peer has `closeTimeout` before TCP is closed.
+///   the peer has `closeTimeout` before TCP is closed. In the client role, once the close
+///   frames are exchanged, the server closes TCP first (RFC 6455 §7.1.1); the client closes it
+///   at `closeTimeout` if the server has not.
 public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Raw bytes from the socket.
     public typealias InboundIn = ByteBuffer
@@ -149,7 +151,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.machine = ConnectionStateMachine(
             timers: .init(pingPeriod: TimeAmount(saturating: configuration.pingPeriod), pongWait: TimeAmount(saturating: configuration.pongWait),
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
-            now: .uptimeNanoseconds(0))
+            now: .uptimeNanoseconds(0), role: role)
         self.writeWait = TimeAmount(saturating: configuration.writeWait)
         self.metrics = configuration.metrics
         self.application = behavior.map(BehaviorApplication.init)
@@ -450,14 +452,15 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             case .afterFrame(let timeout):
                 written?.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
                 armCloseTimer(context: context, timeout: timeout)
-            case .whenPeerAnswers(let timeout):
+            case .whenPeerAnswers(let timeout), .whenPeerClosesTCP(let timeout):
                 armCloseTimer(context: context, timeout: timeout)
             }
         }
     }
 
     private func closeTimeoutElapsed(context: ChannelHandlerContext) {
-        configuration.log(.info, "peer did not complete the close handshake within closeTimeout")
+        configuration.log(.info, machine.waitingForPeerTCPClose ? "server did not close TCP within closeTimeout after the close handshake; closing it"
+                                                                : "peer did not complete the close handshake within closeTimeout")
         execute(machine.closeTimeoutElapsed(), context: context)
     }
 
