@@ -224,7 +224,7 @@ struct ClientTests {
         }
     }
 
-    // MARK: Closing TCP after the close handshake
+    // MARK: Closing TCP, and the timeouts, timed
 
     /// RFC 6455 §7.1.1: once the close frames are exchanged the server closes TCP first; the
     /// client closes it itself only if the server has not within closeTimeout. A fake server
@@ -262,6 +262,44 @@ struct ClientTests {
             #expect(doneAt - serverClosedAt < .seconds(1), "done came \(doneAt - serverClosedAt) after the server closed TCP")
         } else {
             Issue.record("the server did not close TCP: \(seen)")
+        }
+    }
+
+    /// connectTimeout: a listener with a backlog of 0 whose one accept slot is taken by a
+    /// connection it never accepts drops further SYNs (Linux), so the TCP handshake never
+    /// completes. handshakeTimeout: a server that accepts and never answers, over ws:// (no
+    /// HTTP response) and wss:// (no TLS ServerHello). Each gives its own error, no sooner than
+    /// its timeout (300 ms) and within 2 s of it.
+    @Test(.timeLimit(.minutes(1)))
+    func connectAndHandshakeTimeoutsAreTimed() async throws {
+        let full = try await FullBacklogListener.start()
+        defer { full.stop() }
+        try await Self.expectTimed(.connectTimeout, after: .milliseconds(300)) {
+            _ = try await WebSocketClient.connect(to: Self.url("ws://127.0.0.1:\(full.port)/"), try Sockets.messages(Self.quiet),
+                                                  options: WebSocketClientOptions(connectTimeout: .milliseconds(300)))
+        }
+        let silent = try await FakeServer.start(kind: "silent")
+        defer { silent.stop() }
+        for scheme in ["ws", "wss"] {
+            try await Self.expectTimed(.handshakeTimeout, after: .milliseconds(300)) {
+                _ = try await WebSocketClient.connect(to: Self.url("\(scheme)://127.0.0.1:\(silent.port)/"), try Sockets.messages(Self.quiet),
+                                                      options: WebSocketClientOptions(handshakeTimeout: .milliseconds(300)))
+            }
+        }
+    }
+
+    /// Runs `body`, which must throw `expected` no sooner than `after` and within 2 s of it.
+    static func expectTimed(_ expected: WebSocketClientError, after timeout: Duration, sourceLocation: SourceLocation = #_sourceLocation,
+                            _ body: () async throws -> Void) async throws {
+        let start = ContinuousClock.now
+        do {
+            try await body()
+            Issue.record("no error; expected \(expected)", sourceLocation: sourceLocation)
+        } catch let error as WebSocketClientError {
+            let elapsed = ContinuousClock.now - start
+            #expect(error == expected, sourceLocation: sourceLocation)
+            #expect(elapsed >= timeout, "\(expected) after \(elapsed)", sourceLocation: sourceLocation)
+            #expect(elapsed < timeout + .seconds(2), "\(expected) after \(elapsed)", sourceLocation: sourceLocation)
         }
     }
 
@@ -734,5 +772,36 @@ final class LingeringServer: Sendable {
             closed.succeed(())
             context.fireChannelInactive()
         }
+    }
+}
+
+/// A listener with a backlog of 0 whose one accept slot is taken by a connection it never
+/// accepts (the server channel does not read, so nothing is accepted): Linux drops further SYNs,
+/// so a connection to it never completes (until the client gives up).
+final class FullBacklogListener: Sendable {
+    let port: Int
+    private let listener: any Channel
+    private let filler: any Channel
+
+    private init(port: Int, listener: any Channel, filler: any Channel) {
+        self.port = port
+        self.listener = listener
+        self.filler = filler
+    }
+
+    static func start() async throws -> FullBacklogListener {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let listener = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 0)
+            .serverChannelOption(.autoRead, value: false)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = listener.localAddress!.port!
+        let filler = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        return FullBacklogListener(port: port, listener: listener, filler: filler)
+    }
+
+    func stop() {
+        filler.close(promise: nil)
+        listener.close(promise: nil)
     }
 }
