@@ -3,21 +3,33 @@
 Chromium driven by Selenium.
 
 Usage: chat_browser.py --server <path to sockets-chat> --output <folder for screenshots>
+       chat_browser.py --server <path> --output <folder> --tls-cert <server.pem> --tls-key <server.key>
 
-Three browser sessions (separate Chromium processes, so separate cookies and storage): Alice and
-Bob in room "lobby", Carol in room "garden". Alice comes through the index page's form; the others
-open their room's URL. The script plays the conversation, restarts the server under the open
-pages, closes Bob's tab, and prints ONE JSON object with what each page showed (its message list
-as [kind, from, text] and its connection state at each step). The Swift test decides.
+Without --tls-cert: three browser sessions (separate Chromium processes, so separate cookies and
+storage): Alice and Bob in room "lobby", Carol in room "garden". Alice comes through the index
+page's form; the others open their room's URL. The script plays the conversation, restarts the
+server under the open pages, closes Bob's tab, and prints ONE JSON object with what each page
+showed (its message list as [kind, from, text] and its connection state at each step). The Swift
+test decides.
+
+With --tls-cert and --tls-key (a throwaway certificate the test made): sockets-chat serves
+https:// and wss:// with it, and one Chromium trusts exactly that certificate's key
+(--ignore-certificate-errors-spki-list with the SHA-256 of its SubjectPublicKeyInfo; no CA is
+installed, no other certificate error is ignored). Alice and Bob, in two tabs of that browser,
+exchange a message each way in "lobby"; every WebSocket the pages open is recorded (its URL must
+be wss://). A second Chromium without the flag must refuse the page.
 
 Exit status: 0 when the scenario ran (failures inside are reported in the JSON); 2 bad
 arguments; 4 when selenium is missing; 5 when chromium or chromedriver is missing.
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -25,6 +37,7 @@ import traceback
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError as e:  # pragma: no cover
@@ -54,7 +67,7 @@ def find(candidates, name):
 class Page:
     """One browser session showing one chat page."""
 
-    def __init__(self, label, chromium, driver_path):
+    def __init__(self, label, chromium, driver_path, extra_args=()):
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -62,6 +75,8 @@ class Page:
                     "--disable-extensions", "--disable-background-networking", "--lang=en-US",
                     # Background tabs must not have their timers (the reconnect backoff) throttled.
                     "--disable-background-timer-throttling", "--disable-renderer-backgrounding"):
+            options.add_argument(arg)
+        for arg in extra_args:
             options.add_argument(arg)
         # An explicit driver path: Selenium Manager must not try to download anything.
         self.driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
@@ -112,6 +127,24 @@ class Page:
             self.driver.quit()
         except Exception:
             pass
+
+
+class Tab(Page):
+    """One tab of a browser session shared with other tabs: every use switches to it first."""
+
+    def __init__(self, label, session, handle):
+        self.label = label
+        self.session = session
+        self.handle = handle
+
+    @property
+    def driver(self):
+        if self.session.current_window_handle != self.handle:
+            self.session.switch_to.window(self.handle)
+        return self.session
+
+    def quit(self):
+        pass
 
 
 def wait_either(pred, timeout=WAIT):
@@ -201,11 +234,93 @@ def play(server, pages, out, output_dir):
     alice.driver.save_screenshot(os.path.join(output_dir, "chat-room-after.png"))
 
 
+# Records the URL of every WebSocket a page opens (installed before the page's own scripts run).
+RECORD_WEBSOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.__webSocketURLs = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); window.__webSocketURLs.push(this.url); }
+  };
+})();
+"""
+
+
+def spki_sha256(cert):
+    """Base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo (DER), as Chromium's
+    --ignore-certificate-errors-spki-list wants it."""
+    pem = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-pubkey"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem, check=True, capture_output=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def play_tls(server, cert, chromium, driver_path, out, sessions):
+    """Two tabs over https:// and wss:// trusting the test key only; then a browser without it."""
+    base = server.base
+    steps = out["steps"]
+
+    def step(label, ok):
+        steps.append([label, bool(ok)])
+        return ok
+
+    spki = spki_sha256(cert)
+    out["spki_sha256"] = spki
+    session = Page("tls", chromium, driver_path, extra_args=("--ignore-certificate-errors-spki-list=" + spki,))
+    sessions.append(session)
+    out["browser_version"] = session.driver.capabilities.get("browserVersion")
+    browser = session.driver
+    alice = Tab("alice", browser, browser.current_window_handle)
+    browser.switch_to.new_window("tab")
+    bob = Tab("bob", browser, browser.current_window_handle)
+    tabs = {"alice": alice, "bob": bob}
+    for name, tab in tabs.items():
+        # CDP commands go to the current tab: the recorder is installed in each.
+        tab.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_WEBSOCKETS})
+        tab.driver.get(f"{base}/rooms/lobby?name={name}")
+        step(f"{name} connected", tab.wait_state("connected"))
+    step("alice and bob in the room", wait_either(
+        lambda: ["status", "bob", "joined"] in alice.items() or ["status", "alice", "joined"] in bob.items()))
+    alice.say("Hello Bob, over wss")
+    step("bob gets alice's message", bob.wait_item("message", "alice", "Hello Bob, over wss"))
+    bob.say("Hi Alice, encrypted too")
+    step("alice gets bob's message", alice.wait_item("message", "bob", "Hi Alice, encrypted too"))
+    out["tabs"] = {}
+    for name, tab in tabs.items():
+        out["tabs"][name] = {
+            "items": tab.items(),
+            "state": tab.state(),
+            "url": tab.driver.current_url,
+            "protocol": tab.driver.execute_script("return location.protocol;"),
+            "websockets": tab.driver.execute_script("return window.__webSocketURLs || [];"),
+        }
+
+    # The same page in a browser that does not trust the key: refused, no chat page.
+    untrusted = Page("untrusted", chromium, driver_path)
+    sessions.append(untrusted)
+    result = {"error": None}
+    try:
+        untrusted.driver.get(f"{base}/rooms/lobby?name=eve")
+    except WebDriverException as e:
+        result["error"] = e.msg or str(e)
+    try:
+        result["title"] = untrusted.driver.title
+        result["has_chat"] = untrusted.driver.execute_script("return document.getElementById('state') !== null;")
+        result["text"] = untrusted.driver.execute_script("return document.body ? document.body.innerText.slice(0, 300) : '';")
+    except WebDriverException as e:
+        result["has_chat"] = None
+        result["inspect_error"] = e.msg or str(e)
+    out["untrusted"] = result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", required=True)
     parser.add_argument("--output", required=True, help="folder for the screenshots")
+    parser.add_argument("--tls-cert", help="serve https:// with this certificate (the TLS scenario)")
+    parser.add_argument("--tls-key", help="the certificate's private key")
     args = parser.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
 
     chromium = find(CHROMIUM_CANDIDATES, "chromium")
     driver = find(DRIVER_CANDIDATES, "chromedriver")
@@ -215,22 +330,27 @@ def main():
         return 5
     os.makedirs(args.output, exist_ok=True)
 
-    out = {"scenario": "browser", "steps": [], "chromium": chromium, "driver": driver}
-    server = ChatServer(args.server)
+    tls = args.tls_cert is not None
+    out = {"scenario": "browser-tls" if tls else "browser", "steps": [], "chromium": chromium, "driver": driver}
+    server = ChatServer(args.server, extra_args=["--tls-cert", args.tls_cert, "--tls-key", args.tls_key] if tls else [])
     pages = {}
+    sessions = []
     try:
         server.start()
         out["base"] = server.base
-        for label in ("alice", "bob", "carol"):
-            pages[label] = Page(label, chromium, driver)
-        out["browser_version"] = pages["alice"].driver.capabilities.get("browserVersion")
-        play(server, pages, out, args.output)
-        out["screenshots"] = sorted(f for f in os.listdir(args.output) if f.startswith("chat-") and f.endswith(".png"))
+        if tls:
+            play_tls(server, args.tls_cert, chromium, driver, out, sessions)
+        else:
+            for label in ("alice", "bob", "carol"):
+                pages[label] = Page(label, chromium, driver)
+            out["browser_version"] = pages["alice"].driver.capabilities.get("browserVersion")
+            play(server, pages, out, args.output)
+            out["screenshots"] = sorted(f for f in os.listdir(args.output) if f.startswith("chat-") and f.endswith(".png"))
     except Exception as e:
         out["exception"] = f"{type(e).__name__}: {e}"
         out["traceback"] = traceback.format_exc()
     finally:
-        for p in pages.values():
+        for p in list(pages.values()) + sessions:
             p.quit()
         out["server_exit"] = server.stop()
         out["server_log_tail"] = server.log_tail(2500)

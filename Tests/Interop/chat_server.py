@@ -2,10 +2,10 @@
 chat_browser.py). Not a test by itself.
 
 The server is started on port 0 (or a given port, for restarts) and prints one line on stdout,
-"sockets-chat: open http://HOST:PORT/ in a browser ...", which is how we learn its address. Its
-stderr (log lines) goes to a temporary file, whose tail is reported when something goes wrong.
-The child gets SIGTERM if this process dies first (PR_SET_PDEATHSIG), so a killed test leaves no
-server behind.
+"sockets-chat: open http://HOST:PORT/ in a browser ..." (https:// with --tls-cert and --tls-key),
+which is how we learn its address. Its stderr (log lines) goes to a temporary file, whose tail is
+reported when something goes wrong. The child gets SIGTERM if this process dies first
+(PR_SET_PDEATHSIG), so a killed test leaves no server behind.
 """
 
 import ctypes
@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-URL_LINE = re.compile(r"open (http://[^/\s]+)/")
+URL_LINE = re.compile(r"open (https?://[^/\s]+)/")
 
 
 def _die_with_parent():
@@ -74,7 +74,8 @@ class ChatServer:
 
     @property
     def ws_base(self):
-        return "ws://" + self.base.split("://", 1)[1]
+        scheme, rest = self.base.split("://", 1)
+        return ("wss://" if scheme == "https" else "ws://") + rest
 
     def log_tail(self, n=4000):
         try:

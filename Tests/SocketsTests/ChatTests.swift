@@ -9,8 +9,8 @@ import Testing
 /// Selenium) and prints one JSON object with what it observed. The assertions are all here.
 ///
 /// Each test fails (never skips) when what it needs is missing: python3, websockets, selenium,
-/// chromium or chromedriver (`.ci/run` installs them), or the `sockets-chat` executable next to
-/// the test binary (`swift build --build-tests` builds it).
+/// chromium or chromedriver, openssl (`.ci/run` installs them), or the `sockets-chat` executable
+/// next to the test binary (`swift build --build-tests` builds it).
 ///
 /// Serialized: the load and browser scenarios need the machine's two cores to themselves.
 @Suite(.serialized)
@@ -258,6 +258,48 @@ struct ChatTests {
             #expect(data.count > 5000 && data.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(path) is not a screenshot")
         }
         print("ChatTests browser: Chromium \(r["browser_version"]); screenshots in \(output)")
+    }
+
+    /// The chat over https:// and wss:// with a certificate made now (TestPKI): sockets-chat
+    /// serves it (--tls-cert, --tls-key); one headless Chromium trusts exactly that key (its
+    /// SPKI hash in --ignore-certificate-errors-spki-list, nothing else ignored). Alice and Bob,
+    /// in two tabs, get each other's message; each page was loaded over https:// and opened one
+    /// WebSocket, to wss://. A Chromium without the flag refuses the page (unknown CA).
+    @Test func browserOverTLS() async throws {
+        let pki = try TestPKI.make()
+        defer { try? FileManager.default.removeItem(atPath: pki.dir) }
+        let r = try await ChatScript.run("chat_browser.py", ["--output", ChatScript.outputDirectory,
+                                                             "--tls-cert", pki.certificate, "--tls-key", pki.key], timeout: 60)
+        for step in r["steps"].array {
+            #expect(step.array.last?.bool == true, "browser step failed: \(step.array.first?.string ?? "?")\n\(r["server_log_tail"])")
+        }
+        #expect(r["steps"].array.count == 5, "the scenario stopped early: \(r["steps"])")
+        let base = r["base"].string ?? ""
+        #expect(base.hasPrefix("https://127.0.0.1:"), "\(base)")
+        let wssBase = "wss://" + base.dropFirst("https://".count)
+        for name in ["alice", "bob"] {
+            let tab = r["tabs"][name]
+            #expect(tab["url"].string == "\(base)/rooms/lobby?name=\(name)", "\(tab)")
+            #expect(tab["protocol"].string == "https:", "\(tab)")
+            #expect(tab["state"].string == "connected", "\(tab)")
+            #expect(tab["websockets"].array.compactMap(\.string) == ["\(wssBase)/sockets/rooms/lobby/\(name)"], "\(tab)")
+        }
+        #expect(r["tabs"]["alice"]["items"].rows.withoutJoins == [
+            ["system", "", "You joined #lobby as alice."],
+            ["mine", "alice", "Hello Bob, over wss"],
+            ["message", "bob", "Hi Alice, encrypted too"],
+        ], "\(r["tabs"]["alice"])")
+        #expect(r["tabs"]["bob"]["items"].rows.withoutJoins == [
+            ["system", "", "You joined #lobby as bob."],
+            ["message", "alice", "Hello Bob, over wss"],
+            ["mine", "bob", "Hi Alice, encrypted too"],
+        ], "\(r["tabs"]["bob"])")
+        let untrusted = r["untrusted"]
+        #expect(untrusted["has_chat"].bool == false, "a browser without the key's hash showed the chat: \(untrusted)")
+        let refusal = (untrusted["error"].string ?? "") + (untrusted["text"].string ?? "")
+        #expect(refusal.contains("ERR_CERT_AUTHORITY_INVALID"), "\(untrusted)")
+        #expect(r["server_exit"].int == 0, "\(r["server_log_tail"])")
+        print("ChatTests browser over TLS: Chromium \(r["browser_version"]), key pinned by SPKI sha256 \(r["spki_sha256"])")
     }
 }
 
