@@ -167,7 +167,7 @@ public final class App: Sendable {
     ///   - tls: serve `https://` and `wss://` with this certificate (``ServerTLS``). Default
     ///     `nil`: plain HTTP.
     /// - Returns: the running server: its port, and `shutdown()`.
-    /// - Throws: ``OptionsError`` for invalid ``HTTPOptions``; ``RouteError`` when two routes
+    /// - Throws: `OptionsError` for invalid ``HTTPOptions``; ``RouteError`` when two routes
     ///   conflict; the bind error.
     public func start(host: String = "127.0.0.1", port: Int = 3000, tls: ServerTLS? = nil) async throws -> RunningApp {
         try await core.start(host: host, port: port, tls: tls)
@@ -196,7 +196,7 @@ public final class App: Sendable {
     ///   - tls: serve `https://` and `wss://` with this certificate (``ServerTLS``). Default
     ///     `nil`: plain HTTP.
     ///   - onListening: called with the port once the server listens.
-    /// - Throws: the bind error, ``OptionsError`` for invalid ``HTTPOptions``, or ``RouteError`` when two routes conflict.
+    /// - Throws: the bind error, `OptionsError` for invalid ``HTTPOptions``, or ``RouteError`` when two routes conflict.
     public func run(host: String = "127.0.0.1", port: Int = 3000, tls: ServerTLS? = nil,
                     onListening: @escaping @Sendable (_ port: Int) -> Void = { _ in }) async throws {
         try await AppService.runGroup(service(host: host, port: port, tls: tls, onListening: onListening), logger: core.logger)

@@ -199,7 +199,7 @@ extension App {
     /// - Parameters:
     ///   - publicFolder: the folder of static files served at `/`. Default `"public"`, as in Martini.
     ///   - logger: the logger for request lines, recovered errors and the app itself.
-    ///   - maxBodySize: the largest request body accepted; see ``App/init(logger:maxBodySize:)``.
+    ///   - maxBodySize: the largest request body accepted; see ``App/init(logger:maxBodySize:shutdownTimeout:http:)``.
     /// - Returns: the app, ready for routes.
     public static func classic(
         publicFolder: String = "public", logger: Logger = Logger(label: "sockets.app"), maxBodySize: Int = 1 << 20

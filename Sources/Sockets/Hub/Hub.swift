@@ -212,6 +212,9 @@ public final class Hub: Sendable {
     /// Subscribes `subscriber` to `topic`; a second call for the same pair changes nothing.
     ///
     /// - Parameters:
+    ///   - subscriber: who gets the topic's messages (a ``Socket``, or your own
+    ///     ``HubSubscriber``).
+    ///   - topic: the topic's name.
     ///   - presence: a name listed in ``members(of:)`` (on every instance), with notices for the
     ///     topic's other subscribers when it joins and leaves.
     ///   - welcome: makes a message for this subscriber alone from the topic's members at the
@@ -282,6 +285,7 @@ public final class Hub: Sendable {
     ///
     /// - Parameters:
     ///   - message: encoded once (``Socket/prepare(_:)`` or ``PreparedMessage/text(_:)``).
+    ///   - topic: the topic's name.
     ///   - excluding: a subscriber not to deliver to (usually the sender).
     public func publish(_ message: PreparedMessage, to topic: String, excluding: (any HubSubscriber)? = nil) {
         var after = After()

@@ -61,7 +61,7 @@ public struct HTTPOptions: Sendable, Equatable {
     /// Checks the options: timeouts positive, sizes positive, the head limit at least as large as
     /// the request line limit, reads from 64 bytes up to a maximum no smaller than the first.
     ///
-    /// - Throws: ``OptionsError`` naming the wrong field.
+    /// - Throws: `OptionsError` naming the wrong field.
     public func validate() throws(OptionsError) {
         if let t = idleTimeout, t <= .zero { throw OptionsError(field: "idleTimeout", reason: "must be positive (nil disables it)") }
         if let t = requestHeadTimeout, t <= .zero {

@@ -98,7 +98,7 @@ public struct SocketSpec<Message: Sendable>: Sendable {
     /// - Parameters:
     ///   - codec: how messages are decoded and encoded.
     ///   - options: see ``Options``; checked here.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public init(codec: SocketCodec<Message>, options: Options = Options()) throws(OptionsError) {
         try options.validate()
         self.init(checked: codec, options: options)
@@ -121,7 +121,7 @@ extension Sockets {
     /// Text messages as `String`, with options.
     ///
     /// - Parameter options: see ``Options``.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public static func messages(_ options: Options) throws(OptionsError) -> SocketSpec<String> {
         try options.validate()
         return SocketSpec(checked: stringCodec, options: options)
@@ -136,7 +136,7 @@ extension Sockets {
     /// Binary messages as `ByteBuffer`, with options.
     ///
     /// - Parameter options: see ``Options``.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public static func bytes(_ options: Options) throws(OptionsError) -> SocketSpec<ByteBuffer> {
         try options.validate()
         return SocketSpec(checked: bytesCodec, options: options)
@@ -158,7 +158,7 @@ extension Sockets {
     /// - Parameters:
     ///   - type: the message type.
     ///   - options: see ``Options``.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public static func json<T: Codable & Sendable>(_ type: T.Type, _ options: Options) throws(OptionsError) -> SocketSpec<T> {
         try options.validate()
         return SocketSpec(checked: jsonCodec(T.self), options: options)
@@ -169,7 +169,7 @@ extension Sockets {
     /// - Parameters:
     ///   - codec: how messages are decoded and encoded.
     ///   - options: see ``Options``; default options when omitted.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public static func codec<T: Sendable>(_ codec: SocketCodec<T>, _ options: Options = Options()) throws(OptionsError) -> SocketSpec<T> {
         try SocketSpec(codec: codec, options: options)
     }
@@ -184,13 +184,13 @@ extension Sockets {
     ///     it once the route is set up).
     ///   - decoder: decodes every message received (shared likewise).
     ///   - options: see ``Options``; default options when omitted.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public static func json<T: Codable & Sendable>(_ type: T.Type, encoder: JSONEncoder, decoder: JSONDecoder,
                                                    _ options: Options = Options()) throws(OptionsError) -> SocketSpec<T> {
         try SocketSpec(codec: jsonCodec(T.self, encoder: encoder, decoder: decoder), options: options)
     }
 
-    /// Text and binary messages as they arrive, as ``WebSocketMessage`` (no decoding, no copy).
+    /// Text and binary messages as they arrive, as `WebSocketMessage` (no decoding, no copy).
     /// Default options.
     public static func raw() -> SocketSpec<WebSocketMessage> {
         SocketSpec(checked: rawCodec, options: Options())
@@ -199,7 +199,7 @@ extension Sockets {
     /// Text and binary messages as they arrive, with options.
     ///
     /// - Parameter options: see ``Options``.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public static func raw(_ options: Options) throws(OptionsError) -> SocketSpec<WebSocketMessage> {
         try options.validate()
         return SocketSpec(checked: rawCodec, options: options)

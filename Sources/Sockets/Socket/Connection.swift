@@ -2,9 +2,9 @@ import Logging
 import NIOCore
 
 extension SocketSpec {
-    /// A ``WebSocketRoute`` whose connections each get a ``Socket`` and run `handler` in a task
+    /// A `WebSocketRoute` whose connections each get a ``Socket`` and run `handler` in a task
     /// of their own: the channel layer on any SwiftNIO server. Give it to a
-    /// ``WebSocketUpgrader`` (NIO's `HTTPServerUpgradeHandler`) or a ``TypedWebSocketUpgrader``
+    /// `WebSocketUpgrader` (NIO's `HTTPServerUpgradeHandler`) or a `TypedWebSocketUpgrader`
     /// (NIO's typed, async `configureUpgradableHTTPServerPipeline`, Hummingbird 2).
     ///
     /// ```swift
@@ -24,7 +24,7 @@ extension SocketSpec {
     ///
     /// - Parameter handler: runs once per connection, in its own task.
     /// - Returns: the route, options checked and origin pattern compiled.
-    /// - Throws: ``OptionsError`` naming a wrong option.
+    /// - Throws: `OptionsError` naming a wrong option.
     public func route(_ handler: @escaping @Sendable (Socket<Message>) async throws -> Void) throws(OptionsError) -> WebSocketRoute {
         try options.route { channel, head, acceptance in
             let request = SocketRequest(head: head, params: [:], remoteAddress: channel.remoteAddress, subprotocol: acceptance.subprotocol)

@@ -19,7 +19,7 @@ public import NIOHTTP1
 /// The memberwise initializer (`Options(maxMessageSize: 4096, recvChannelBuffer: 32)`) takes its
 /// arguments in the order of the parameter list below.
 /// The options are checked once, when the route is set up (``validate()``); a mistake is a thrown
-/// ``OptionsError`` naming the field, never a crash or a per-request surprise.
+/// `OptionsError` naming the field, never a crash or a per-request surprise.
 public struct Options: Sendable {
     /// The verbosity of the socket's own log lines, as in the reference.
     public typealias LogLevel = SocketLogLevel
@@ -132,7 +132,7 @@ public struct Options: Sendable {
     }
     /// permessage-deflate (RFC 7692): compression of messages, negotiated with each client.
     /// Default `nil`: off, as in the reference and gorilla (it costs CPU, and with context
-    /// takeover memory per connection; see ``CompressionSettings``).
+    /// takeover memory per connection; see `CompressionSettings`).
     public var compression: Compression? {
         get { configuration.compression }
         set { configuration.compression = newValue }
@@ -201,7 +201,7 @@ public struct Options: Sendable {
 
     /// Checks the options' invariants, once for all three layers.
     ///
-    /// - Throws: ``OptionsError`` naming the first field that is wrong.
+    /// - Throws: `OptionsError` naming the first field that is wrong.
     public func validate() throws(OptionsError) {
         _ = try route()
     }

@@ -109,7 +109,7 @@ public enum SocketEvent<Message: Sendable>: Sendable {
 ///
 /// - ``receiver``: messages only; ``errors``: errors only; ``events``: both, then `.done`. Each
 ///   message or error is delivered once, to whichever of them asks first.
-/// - ``send(_:)`` (or ``sender``) suspends while `sendChannelBuffer` messages wait unsent.
+/// - ``send(_:)-(Message)`` (or ``sender``) suspends while `sendChannelBuffer` messages wait unsent.
 /// - ``disconnect(_:reason:)`` starts the close handshake; ``done`` waits for the end.
 /// When `recvChannelBuffer` messages wait unread, the server stops reading the socket.
 public final class Socket<Message: Sendable>: Sendable {
@@ -173,8 +173,8 @@ public final class Socket<Message: Sendable>: Sendable {
     ///   // the room: feed.yield(prepared) for every member (never suspends)
     ///   ```
     ///
-    /// - Throws: ``WebSocketError/closed`` once the connection is closing or closed;
-    ///   ``WebSocketError/outgoingMessageTooBig`` for a message over `maxMessageSize`; an encoding
+    /// - Throws: `WebSocketError/closed` once the connection is closing or closed;
+    ///   `WebSocketError/outgoingMessageTooBig` for a message over `maxMessageSize`; an encoding
     ///   error from the message type (JSON).
     public func send(_ message: Message) async throws {
         let frame = try codec.encode(message, allocator)
@@ -232,7 +232,7 @@ public final class Socket<Message: Sendable>: Sendable {
     /// (1005, 1006, 1015, …) sends a close frame without a code.
     ///
     /// - Parameters:
-    ///   - code: the close code; default ``CloseCode/normalClosure``.
+    ///   - code: the close code; default `CloseCode/normalClosure`.
     ///   - reason: up to 123 bytes of UTF-8, cut at a character boundary if longer.
     public func disconnect(_ code: CloseCode = .normalClosure, reason: String = "") async {
         output.close(code, reason: reason)
@@ -246,8 +246,8 @@ public final class Socket<Message: Sendable>: Sendable {
     ///
     /// - Parameter timeout: how long to wait for the pong. Default 10 s.
     /// - Returns: the time from queueing the ping to receiving a pong.
-    /// - Throws: ``WebSocketError/pingTimeout`` when no pong came within `timeout` (the
-    ///   connection stays open: close it if that is what you want); ``WebSocketError/closed`` when
+    /// - Throws: `WebSocketError/pingTimeout` when no pong came within `timeout` (the
+    ///   connection stays open: close it if that is what you want); `WebSocketError/closed` when
     ///   the connection is closing or closed, or ends while waiting. Cancelling the calling task
     ///   does not end the wait early: `timeout` bounds it.
     @discardableResult

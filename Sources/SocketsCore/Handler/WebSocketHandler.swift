@@ -5,7 +5,7 @@ public import NIOCore
 /// client role when ``WebSocketClient`` installs it).
 ///
 /// Put it in a pipeline right after the HTTP handlers are removed (``WebSocketUpgrader`` does).
-/// Its close and liveness decisions are made by one ``ConnectionStateMachine`` value; the handler
+/// Its close and liveness decisions are made by one `ConnectionStateMachine` value; the handler
 /// executes them and owns the timers.
 ///
 /// Two ways to use it:
