@@ -938,6 +938,37 @@ def scenario_flood(args):
         conn.close()
 
 
+def scenario_fill_then(args):
+    """Against a handler that never reads: sends --messages text frames ("m0", ...), one write
+    each, so the server's inbox fills; waits --pause seconds; then --then close: a ping ("p")
+    and a close frame (--code), and reads until the server's close and EOF (answering pings);
+    or --then silent: writes nothing more (no pong) and only watches until the server closes.
+    Waits at most --seconds. Reports the server's close code and when it came (seconds after
+    the pause), whether the ping got its pong, and the frames seen."""
+    conn = RawConnection(args.url)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        for i in range(args.messages):
+            conn.sock.sendall(build_frame(OP_TEXT, f"m{i}".encode()))
+        time.sleep(args.pause)
+        if args.then == "close":
+            conn.sock.sendall(build_frame(OP_PING, b"p"))
+            conn.sock.sendall(build_frame(OP_CLOSE, struct.pack("!H", args.code)))
+            result = conn.read_until_close(timeout=args.seconds, answer_pings=True)
+        else:
+            result = conn.read_until_close(timeout=args.seconds, answer_pings=False)
+        frames = result["frames"]
+        result["pong"] = any(f["opcode"] == OP_PONG for f in frames)
+        result["pings"] = sum(1 for f in frames if f["opcode"] == OP_PING)
+        result["texts"] = sum(1 for f in frames if f["opcode"] == OP_TEXT)
+        result["handshake_status"] = hs["status"]
+        return result
+    finally:
+        conn.close()
+
+
 def scenario_no_read(args):
     """Handshakes, then neither reads nor writes for --seconds, then closes the socket."""
     conn = RawConnection(args.url)
@@ -977,6 +1008,7 @@ SYNC = {
     "huge_head": scenario_huge_head,
     "flood": scenario_flood,
     "no_read": scenario_no_read,
+    "fill_then": scenario_fill_then,
 }
 
 
@@ -1008,6 +1040,8 @@ def main():
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--frame-size", type=int, default=65536)
     parser.add_argument("--stall", type=float, default=1.0)
+    parser.add_argument("--then", choices=["close", "silent"], default="close", help="fill_then: what follows the messages")
+    parser.add_argument("--pause", type=float, default=0.3, help="fill_then: seconds between the messages and what follows")
     parser.add_argument("--limit-seconds", type=float, default=10.0)
     parser.add_argument("--limit-bytes", type=int, default=1 << 30)
     args = parser.parse_args()

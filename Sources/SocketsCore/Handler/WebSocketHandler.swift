@@ -27,14 +27,17 @@ public import NIOCore
 ///   (the caller's buffer is never changed).
 /// - Backpressure: while the channel is not writable the socket is not read further, and sends
 ///   from other threads wait in their queue; the callback API sees ``WebSocketSendResult`` and
-///   `drain`.
+///   `drain`. While the application on top takes no more messages (the channel layer's full
+///   inbox), the socket is still read and what follows is held for it, up to one
+///   `maxMessageSize`: the peer's pings are answered, its close is seen, a silent peer is timed
+///   out; only once that is held is the socket not read.
 /// - Timers run on the event loop: a ping every `pingPeriod`; the connection fails when the peer
-///   sends nothing for `pongWait` (our own sends do not count; while the application is not
-///   reading the clock is held); output that the socket has not taken any of for `writeWait`
-///   fails it (one timer, armed after a flush that leaves bytes pending); after our last frame
-///   the peer has `closeTimeout` before TCP is closed. In the client role, once the close
-///   frames are exchanged, the server closes TCP first (RFC 6455 §7.1.1); the client closes it
-///   at `closeTimeout` if the server has not.
+///   sends nothing for `pongWait` (our own sends do not count; while the socket is not read
+///   because the application holds back, the clock is held); output that the socket has not
+///   taken any of for `writeWait` fails it (one timer, armed after a flush that leaves bytes
+///   pending); after our last frame the peer has `closeTimeout` before TCP is closed. In the
+///   client role, once the close frames are exchanged, the server closes TCP first (RFC 6455
+///   §7.1.1); the client closes it at `closeTimeout` if the server has not.
 public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Raw bytes from the socket.
     public typealias InboundIn = ByteBuffer
@@ -85,7 +88,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     // Reading.
     private var readPending = false
+    /// The application's inbox is full (``pauseReading()``): messages go to `held` instead.
     private var readingPaused = false
+    /// Messages parsed while the application is not reading, in order, for it to take once it
+    /// has room (``resumeReading(context:)``). The socket is still read meanwhile, so the peer's
+    /// pings are answered, its close is seen and a silent peer is timed out by pongWait; reading
+    /// stops only once `heldCost` reaches `holdLimit` (one maxMessageSize, plus what the last
+    /// read brought). Slices of a read buffer are copied, so they do not pin it.
+    private var held = CircularBuffer<WebSocketInbound>()
+    private var heldCost = 0
+    private let holdLimit: Int
+    /// What one held message costs beyond its bytes, so that empty messages are bounded too.
+    static let heldEntryCost = 64
+    /// Whether `pendingEnding` was reported to the application (it is not while messages
+    /// before it are still held).
+    private var pendingEndingReported = false
     /// A close or failure parsed while the application still held messages received before it:
     /// processed once it has caught up, or at closeTimeout.
     private var pendingEnding: Engine.Step?
@@ -153,6 +170,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
             now: .uptimeNanoseconds(0), role: role)
         self.writeWait = TimeAmount(saturating: configuration.writeWait)
+        self.holdLimit = configuration.maxMessageSize
         self.metrics = configuration.metrics
         self.application = behavior.map(BehaviorApplication.init)
     }
@@ -230,6 +248,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func finish(context: ChannelHandlerContext) {
         guard finalResult == nil else { return }
+        dropHeld()
         let result = machine.result ?? CloseResult(code: .abnormalClosure, reason: "")
         finalResult = result
         reportOutput()
@@ -291,11 +310,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 messages += 1
                 bytes += length
                 let slice = buffer.getSlice(at: base + start + offset, length: length)!
-                deliver(text ? .text(slice) : .binary(slice), context: context)
+                if readingPaused || !held.isEmpty {
+                    var copy = allocator.buffer(capacity: length) // not a slice that pins the read buffer
+                    copy.writeImmutableBuffer(slice)
+                    hold(text ? .text(copy) : .binary(copy))
+                } else {
+                    deliver(text ? .text(slice) : .binary(slice), context: context)
+                }
             case .message(let text, let payload):
                 messages += 1
                 bytes += payload.readableBytes
-                deliver(text ? .text(payload) : .binary(payload), context: context)
+                if readingPaused || !held.isEmpty {
+                    hold(text ? .text(payload) : .binary(payload)) // the engine's own buffer, of its size
+                } else {
+                    deliver(text ? .text(payload) : .binary(payload), context: context)
+                }
             case .ping(let payload):
                 if machine.receivedPing() == .sendPong {
                     appendFrame(context: context, opcode: Engine.opPong, payload: payload)
@@ -321,10 +350,11 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireChannelReadComplete()
     }
 
-    /// Asks for more data unless the application holds back (its inbox is full) or the socket is
-    /// not writable (the peer is not reading what we send, pongs included: we stop reading it).
+    /// Asks for more data unless the application holds back (its inbox is full) and the messages
+    /// held for it reach `holdLimit`, a close waits for the application, or the socket is not
+    /// writable (the peer is not reading what we send, pongs included: we stop reading it).
     public func read(context: ChannelHandlerContext) {
-        if readingPaused || pendingEnding != nil {
+        if holdingBack || pendingEnding != nil {
             readPending = true // the application is not reading: the liveness clock is held
             return
         }
@@ -351,28 +381,69 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func resumeReadingIfHeld(context: ChannelHandlerContext) {
-        guard readPending, !readingPaused, pendingEnding == nil, context.channel.isWritable else { return }
+        guard readPending, !holdingBack, pendingEnding == nil, context.channel.isWritable else { return }
         readPending = false
         machine.applicationRead()
         context.read()
     }
 
-    /// The application's inbox is full: stop reading the socket (TCP pushes back).
+    /// The socket is not read: the application is not reading and holds `holdLimit` of messages.
+    private var holdingBack: Bool { readingPaused && heldCost >= holdLimit }
+
+    /// The application's inbox is full: what follows is held here, and once that reaches
+    /// `holdLimit` the socket is not read (TCP pushes back).
     package func pauseReading() { readingPaused = true }
 
-    /// The application has room again.
+    /// The application has room again: it gets the held messages first, in order.
     package func resumeReading(context: ChannelHandlerContext) {
         readingPaused = false
+        deliverHeld(context: context)
         resumeReadingIfHeld(context: context)
+    }
+
+    private func hold(_ message: WebSocketInbound) {
+        heldCost += Self.heldCost(message)
+        held.append(message)
+    }
+
+    private static func heldCost(_ message: WebSocketInbound) -> Int {
+        switch message {
+        case .text(let b), .binary(let b): return b.readableBytes + heldEntryCost
+        default: return heldEntryCost
+        }
+    }
+
+    /// The connection is ending without the application taking them: let the held messages go.
+    private func dropHeld() {
+        held.removeAll()
+        heldCost = 0
+    }
+
+    /// Hands the held messages to the application until it pauses again; once none is left, a
+    /// close or failure parsed after them goes on as if it had just arrived.
+    private func deliverHeld(context: ChannelHandlerContext) {
+        guard !held.isEmpty, finalResult == nil else { return }
+        let wasInRead = inRead
+        inRead = true // one flush for what the application answers here
+        while !readingPaused, let message = held.popFirst() {
+            heldCost -= Self.heldCost(message)
+            deliver(message, context: context)
+        }
+        inRead = wasInRead
+        if held.isEmpty, let step = pendingEnding, !pendingEndingReported {
+            pendingEnding = nil
+            ending(step, context: context)
+        }
+        if !inRead { flushIfNeeded(context: context) }
     }
 
     /// The application has taken every message received before a held close or failure, and its
     /// replies are queued: send what waits, then the close.
     package func applicationCaughtUp(context: ChannelHandlerContext) {
-        guard let step = pendingEnding else { return }
+        guard let step = pendingEnding, held.isEmpty else { return }
         drainQueue(context: context)
         pendingEnding = nil
-        process(step, context: context)
+        process(step, context: context, report: !pendingEndingReported)
     }
 
     private func deliver(_ inbound: WebSocketInbound, context: ChannelHandlerContext) {
@@ -392,6 +463,13 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// application that still holds some of them unanswered, the close waits for it (bounded by
     /// closeTimeout); the report goes up at once, after those messages.
     private func ending(_ step: Engine.Step, context: ChannelHandlerContext) {
+        if !held.isEmpty, machine.state == .open {
+            // Messages before it are held for the application: reported after them.
+            pendingEnding = step
+            pendingEndingReported = false
+            armCloseTimer(context: context, timeout: machine.timers.closeTimeout, forPendingEnding: true)
+            return
+        }
         if let application, machine.state == .open, application.holdsUnansweredMessages {
             switch step {
             case .close(let code, let reason): deliver(.closed(CloseCode(rawValue: code), reason: reason), context: context)
@@ -399,7 +477,10 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             default: break
             }
             pendingEnding = step
-            armCloseTimer(context: context, timeout: machine.timers.closeTimeout, forPendingEnding: true)
+            pendingEndingReported = true
+            if closeAt == nil || !closeIsForPendingEnding { // a close held for messages keeps its first deadline
+                armCloseTimer(context: context, timeout: machine.timers.closeTimeout, forPendingEnding: true)
+            }
             return
         }
         process(step, context: context, report: true)
@@ -802,7 +883,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             if closeIsForPendingEnding, let step = pendingEnding {
                 pendingEnding = nil
                 configuration.log(.info, "application did not answer the messages before the close within closeTimeout")
-                process(step, context: context)
+                dropHeld()
+                process(step, context: context, report: !pendingEndingReported)
             } else if !closeIsForPendingEnding {
                 closeTimeoutElapsed(context: context)
             }
