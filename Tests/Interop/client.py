@@ -376,6 +376,43 @@ async def scenario_await_close(args):
                 "close": close_info(ws)}
 
 
+async def scenario_stream(args):
+    """--clients websockets clients at once; each sends --messages texts ("c<i> m<k>"), one every
+    --interval seconds, while reading the echoes, until the server closes. Reports per client:
+    messages sent, echoes received (in order), the close code received and whether anything
+    came after it (the websockets client raises on a frame after the close)."""
+
+    async def one(i):
+        async with await ws_connect(args.url, ping_interval=None, max_queue=None) as ws:
+            sent = 0
+            echoes = []
+
+            async def sender():
+                nonlocal sent
+                try:
+                    for k in range(args.messages):
+                        await ws.send(f"c{i} m{k}")
+                        sent += 1
+                        await asyncio.sleep(args.interval)
+                except ConnectionClosed:
+                    pass
+
+            task = asyncio.create_task(sender())
+            try:
+                while True:
+                    echoes.append(await asyncio.wait_for(ws.recv(), STEP))
+            except ConnectionClosed:
+                pass
+            except asyncio.TimeoutError:
+                task.cancel()
+                return {"sent": sent, "echoes": echoes, "timed_out": True, "close": close_info(ws)}
+            await task
+            return {"sent": sent, "echoes": echoes, "timed_out": False, "close": close_info(ws)}
+
+    results = await asyncio.gather(*(one(i) for i in range(args.clients)), return_exceptions=True)
+    return {"clients": [r if isinstance(r, dict) else {"error": f"{type(r).__name__}: {r}"} for r in results]}
+
+
 async def scenario_subprotocol(args):
     offered = args.offer.split(",") if args.offer else []
     try:
@@ -995,6 +1032,7 @@ ASYNC = {
     "too_big": scenario_too_big,
     "idle": scenario_idle,
     "many": scenario_many,
+    "stream": scenario_stream,
 }
 SYNC = {
     "raw_frame": scenario_raw_frame,

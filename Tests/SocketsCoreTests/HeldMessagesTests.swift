@@ -182,3 +182,56 @@ import Testing
         #expect(s.reads.reads == reads + 1, "reading resumes once the held messages are under the limit")
     }
 }
+
+/// Our close and the frames other threads queued: each send that was accepted goes out before
+/// the close frame, and every send after it is refused (`.closed`), none dropped in silence
+/// (issue #11, graceful shutdown loses no accepted message).
+@Suite struct SendsAroundOurCloseTests {
+    @Test func queuedFramesGoBeforeAPipelineCloseAndLaterSendsAreRefused() throws {
+        let s = try HeldMessagesTests().makeChannel()
+        defer { _ = try? s.channel.finish() }
+        let sender = try #require(s.application.connection?.sender)
+        // Queued from "another thread": the hop to the event loop has not run yet.
+        #expect(sender.send(.text(ByteBuffer(string: "queued"))) == .sent)
+        // The server's shutdown writes its close through the pipeline.
+        try s.channel.writeOutbound(WebSocketOutbound.close(.goingAway, reason: ""))
+        #expect(sender.send(.text(ByteBuffer(string: "late"))) == .closed, "a send after our close must be refused")
+        s.channel.embeddedEventLoop.run()
+        let out = try HeldMessagesTests().sent(s.channel)
+        #expect(out.map(\.0) == [0x1, 0x8], "\(out.map(\.0))")
+        #expect(out.first?.1 == Array("queued".utf8))
+        #expect(out.last.map { Array($0.1.prefix(2)) } == [0x03, 0xE9])
+    }
+
+    @Test func sendsAfterADisconnectInTheQueueAreRefused() throws {
+        let s = try HeldMessagesTests().makeChannel()
+        defer { _ = try? s.channel.finish() }
+        let sender = try #require(s.application.connection?.sender)
+        #expect(sender.send(.text(ByteBuffer(string: "before"))) == .sent)
+        sender.close(.normalClosure)
+        #expect(sender.send(.text(ByteBuffer(string: "after"))) == .closed, "a send after the queued close must be refused")
+        s.channel.embeddedEventLoop.run()
+        let out = try HeldMessagesTests().sent(s.channel)
+        #expect(out.map(\.0) == [0x1, 0x8], "\(out.map(\.0))")
+        #expect(out.first?.1 == Array("before".utf8))
+    }
+
+    /// The peer's close while the application still answers: what it queued before it caught up
+    /// goes before the close; what it sends after is refused.
+    @Test func repliesQueuedBeforeTheHeldCloseGoFirst() throws {
+        let s = try HeldMessagesTests().makeChannel()
+        defer { _ = try? s.channel.finish() }
+        let sender = try #require(s.application.connection?.sender)
+        try s.channel.writeInbound(HeldMessagesTests().text("m0"))
+        try s.channel.writeInbound(HeldMessagesTests().frame(0x8, [0x03, 0xE8]))
+        #expect(try HeldMessagesTests().sent(s.channel).isEmpty, "the close waits for the reply to m0")
+        #expect(sender.send(.text(ByteBuffer(string: "reply"))) == .sent)
+        s.application.untaken.removeAll()
+        sender.caughtUp()
+        s.channel.embeddedEventLoop.run()
+        #expect(sender.send(.text(ByteBuffer(string: "late"))) == .closed)
+        let out = try HeldMessagesTests().sent(s.channel)
+        #expect(out.map(\.0) == [0x1, 0x8], "\(out.map(\.0))")
+        #expect(out.first?.1 == Array("reply".utf8))
+    }
+}

@@ -51,15 +51,24 @@ package final class OutboundQueue: Sendable {
     package init(capacity: Int) { self.capacity = max(1, capacity) }
 
     /// Appends a frame. Returns whether the caller must schedule the hop to the event loop, or nil
-    /// when the connection is closed.
+    /// when the connection is closed. A close frame is the last frame taken: appends after it
+    /// fail, and senders waiting for room resume with false.
     package func append(_ frame: WebSocketOutbound, compress: Bool = true) -> Bool? {
-        state.withLockedValue { s in
-            if s.closed { return nil }
+        let (result, waiters) = state.withLockedValue { s -> (Bool?, [CheckedContinuation<Bool, Never>]) in
+            if s.closed { return (nil, []) }
             s.frames.append((frame, compress))
-            if s.hopScheduled || s.paused { return false }
+            var waiters: [CheckedContinuation<Bool, Never>] = []
+            if case .close = frame {
+                s.closed = true
+                waiters = s.waiters
+                s.waiters.removeAll()
+            }
+            if s.hopScheduled || s.paused { return (false, waiters) }
             s.hopScheduled = true
-            return true
+            return (true, waiters)
         }
+        for w in waiters { w.resume(returning: false) }
+        return result
     }
 
     /// Suspends while `capacity` frames wait; false when the connection closed meanwhile.
@@ -105,6 +114,21 @@ package final class OutboundQueue: Sendable {
             s.paused = paused
             return !paused && !s.frames.isEmpty
         }
+    }
+
+    /// On the event loop, when our close is about to go: ends the queue (later appends fail,
+    /// waiting senders resume with false) and takes every frame appended before, paused or not,
+    /// so that each send that was accepted goes out before the close frame.
+    package func closeAndTake(into batch: inout [(WebSocketOutbound, compress: Bool)]) {
+        let waiters = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
+            s.closed = true
+            s.hopScheduled = false
+            swap(&batch, &s.frames)
+            let w = s.waiters
+            s.waiters.removeAll()
+            return w
+        }
+        for w in waiters { w.resume(returning: false) }
     }
 
     /// Ends the queue: later appends fail, waiting senders resume with false, frames are dropped.

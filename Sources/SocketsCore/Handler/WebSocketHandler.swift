@@ -441,7 +441,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// replies are queued: send what waits, then the close.
     package func applicationCaughtUp(context: ChannelHandlerContext) {
         guard let step = pendingEnding, held.isEmpty else { return }
-        drainQueue(context: context)
+        drainQueue(context: context, closing: true)
         pendingEnding = nil
         process(step, context: context, report: !pendingEndingReported)
     }
@@ -511,6 +511,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .sendPong, .sendPing, .checkLivenessAt:
             preconditionFailure("handled where the timer or frame is")
         case .close(let inbound, let frame, let then):
+            // Nothing is sent after this: later sends are refused, not dropped in silence.
+            queue?.close()
             if report, let inbound { deliver(inbound, context: context) }
             var written: EventLoopFuture<Void>? = nil
             if let frame {
@@ -745,6 +747,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func closeFromApplication(_ code: CloseCode, reason: String, context: ChannelHandlerContext) {
+        if machine.canSend { drainQueue(context: context, closing: true) } // what other threads sent before goes first
         let action = machine.sendClose(code: code, reason: reason)
         if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
         execute(action, context: context)
@@ -754,7 +757,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         let queue = self.queue ?? {
             let q = OutboundQueue(capacity: queueCapacity)
             if !context.channel.isWritable { _ = q.setPaused(true) }
-            if machine.state == .closed { q.close() }
+            if !machine.canSend { q.close() }
             self.queue = q
             return q
         }()
@@ -769,8 +772,19 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Takes what other threads queued, frames it, and flushes once. Not re-entered: a drain
     /// asked for while one runs (a flush that makes the channel writable again) is done by the
     /// running one, after its batch, so frames keep their order.
-    func drainQueue(context: ChannelHandlerContext) {
+    ///
+    /// `closing`: our close follows at once: the queue is ended and everything in it taken (even
+    /// while paused), so every send that was accepted goes out before the close frame, and every
+    /// later one is refused (`.closed`), none dropped in silence.
+    func drainQueue(context: ChannelHandlerContext, closing: Bool = false) {
         guard let queue else { return }
+        if closing {
+            if draining { return } // the running drain takes the rest: the close is in its batch
+            var frames: [(WebSocketOutbound, compress: Bool)] = []
+            swap(&frames, &batch)
+            queue.closeAndTake(into: &frames)
+            swap(&frames, &batch)
+        }
         if draining {
             drainAgain = true
             return
@@ -781,8 +795,8 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         repeat {
             drainAgain = false
             var frames: [(WebSocketOutbound, compress: Bool)] = []
-            swap(&frames, &batch) // this connection's array, empty, with its capacity
-            queue.take(into: &frames) // the queue keeps our empty array: no allocation either side
+            swap(&frames, &batch) // this connection's array, empty (or what closeAndTake took), with its capacity
+            if frames.isEmpty { queue.take(into: &frames) } // the queue keeps our empty array: no allocation either side
             for (frame, compress) in frames {
                 switch frame {
                 case .text(let b): _ = frameMessage(context: context, .text(b), compress: compress)
@@ -819,6 +833,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
             result = pingFromApplication(payload, context: context)
         case .close(let code, let reason):
+            if machine.canSend { drainQueue(context: context, closing: true) } // what other threads sent before goes first
             let action = machine.sendClose(code: code, reason: reason)
             if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
             execute(action, context: context, promise: promise)
