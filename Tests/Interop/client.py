@@ -1006,6 +1006,111 @@ def scenario_fill_then(args):
         conn.close()
 
 
+def small_rcvbuf_connection(url, rcvbuf):
+    """A RawConnection whose socket has a small receive buffer, set before connecting (so the
+    kernel does not autotune it): a client that stops reading stops the server's writes soon."""
+    parts = urlsplit(url)
+    conn = RawConnection.__new__(RawConnection)
+    conn.host, conn.port, conn.netloc = parts.hostname, parts.port, parts.netloc
+    conn.path = (parts.path or "/") + (("?" + parts.query) if parts.query else "")
+    conn.buf = b""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(STEP)
+    sock.connect((conn.host, conn.port))
+    conn.sock = sock
+    return conn
+
+
+def drain_to_eof(conn, timeout):
+    """Reads and parses frames until EOF, a reset or `timeout`; reports the frame counts by
+    opcode, the close code if a close frame came, and how the stream ended."""
+    deadline = time.monotonic() + timeout
+    counts, close_code, end = {}, None, "timeout"
+    try:
+        while True:
+            f = conn.read_frame(deadline)
+            if f is None:
+                end = "eof"
+                break
+            op = f[1]
+            counts[str(op)] = counts.get(str(op), 0) + 1
+            if op == OP_CLOSE and close_code is None:
+                close_code = struct.unpack("!H", f[2][:2])[0] if len(f[2]) >= 2 else 1005
+    except TimeoutError:
+        end = "timeout"
+    except (ConnectionResetError, BrokenPipeError):
+        end = "reset"
+    return {"frames_by_opcode": counts, "close_code": close_code, "end": end}
+
+
+def scenario_ping_flood(args):
+    """Pings (125-byte payloads) written without ever reading, in non-blocking mode, until the
+    socket has taken nothing for --stall seconds (or --limit-seconds / --limit-bytes); the
+    receive buffer is small (--rcvbuf), so the server's pongs back up at once. Then still does
+    not read for --seconds, and finally reads to see whether the server ended the connection
+    meanwhile (EOF or reset within 2 s; a server that did not would keep sending pongs and
+    pings)."""
+    conn = small_rcvbuf_connection(args.url, args.rcvbuf)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        batch = b"".join(build_frame(OP_PING, b"x" * 125) for _ in range(500))
+        sock = conn.sock
+        sock.setblocking(False)
+        total, pending = 0, memoryview(batch)
+        start = time.monotonic()
+        last_progress = start
+        stalled, error = False, None
+        while True:
+            now = time.monotonic()
+            if now - last_progress >= args.stall:
+                stalled = True
+                break
+            if now - start > args.limit_seconds or total > args.limit_bytes:
+                break
+            try:
+                n = sock.send(pending)
+            except BlockingIOError:
+                select.select([], [sock], [], 0.05)
+                continue
+            except OSError as e:
+                error = f"{type(e).__name__}: {e}"
+                break
+            total += n
+            last_progress = time.monotonic()
+            pending = pending[n:] if n < len(pending) else memoryview(batch)
+        flood_seconds = round(time.monotonic() - start, 3)
+        time.sleep(args.seconds)
+        sock.setblocking(True)
+        after = drain_to_eof(conn, 2.0)
+        return {"handshake_status": 101, "total_bytes": total, "pings": total // 131, "stalled": stalled,
+                "flood_seconds": flood_seconds, "error": error, "after": after}
+    finally:
+        conn.close()
+
+
+def scenario_close_unread(args):
+    """With a small receive buffer (--rcvbuf): one text frame (--message, default "go") and then
+    a close frame (--frame close, code --code) or a bad frame (--frame reserved_opcode) in one
+    write; then reads nothing for --seconds, so the server's answer (its close frame, behind
+    whatever it sent for "go") cannot be written. Finally reads to EOF (2 s at most)."""
+    conn = small_rcvbuf_connection(args.url, args.rcvbuf)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        first = build_frame(OP_TEXT, (args.message or "go").encode())
+        last = build_frame(OP_CLOSE, struct.pack("!H", args.code)) if args.frame == "close" else RAW_FRAMES[args.frame]()
+        conn.sock.sendall(first + last)
+        time.sleep(args.seconds)
+        after = drain_to_eof(conn, 2.0)
+        return {"handshake_status": 101, "after": after}
+    finally:
+        conn.close()
+
+
 def scenario_no_read(args):
     """Handshakes, then neither reads nor writes for --seconds, then closes the socket."""
     conn = RawConnection(args.url)
@@ -1047,6 +1152,8 @@ SYNC = {
     "flood": scenario_flood,
     "no_read": scenario_no_read,
     "fill_then": scenario_fill_then,
+    "ping_flood": scenario_ping_flood,
+    "close_unread": scenario_close_unread,
 }
 
 
@@ -1078,6 +1185,7 @@ def main():
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--frame-size", type=int, default=65536)
     parser.add_argument("--stall", type=float, default=1.0)
+    parser.add_argument("--rcvbuf", type=int, default=4096, help="the client's SO_RCVBUF where a scenario sets it")
     parser.add_argument("--then", choices=["close", "silent"], default="close", help="fill_then: what follows the messages")
     parser.add_argument("--pause", type=float, default=0.3, help="fill_then: seconds between the messages and what follows")
     parser.add_argument("--limit-seconds", type=float, default=10.0)
