@@ -1111,6 +1111,42 @@ def scenario_close_unread(args):
         conn.close()
 
 
+def scenario_stop_mid_message(args):
+    """With a small receive buffer (--rcvbuf): reads --size bytes of what the server sends (the
+    start of a large message), then stops reading for --seconds, then reads to EOF (2 s at
+    most). Reports the bytes read before stopping and how the stream ended."""
+    conn = small_rcvbuf_connection(args.url, args.rcvbuf)
+    try:
+        hs = conn.handshake()
+        if hs["status"] != 101:
+            return {"handshake": hs}
+        got = len(conn.buf)
+        deadline = time.monotonic() + STEP
+        while got < args.size:
+            if not conn._fill(deadline):
+                break
+            got = len(conn.buf)
+        first = conn.buf[:2]
+        conn.buf = b""
+        time.sleep(args.seconds)
+        end, more = "timeout", 0
+        conn.sock.settimeout(2.0)
+        try:
+            while True:
+                data = conn.sock.recv(1 << 20)
+                if not data:
+                    end = "eof"
+                    break
+                more += len(data)
+        except socket.timeout:
+            end = "timeout"
+        except (ConnectionResetError, BrokenPipeError):
+            end = "reset"
+        return {"handshake_status": 101, "read_before_stop": got, "first_bytes": first.hex(), "read_after": more, "end": end}
+    finally:
+        conn.close()
+
+
 def scenario_no_read(args):
     """Handshakes, then neither reads nor writes for --seconds, then closes the socket."""
     conn = RawConnection(args.url)
@@ -1154,6 +1190,7 @@ SYNC = {
     "fill_then": scenario_fill_then,
     "ping_flood": scenario_ping_flood,
     "close_unread": scenario_close_unread,
+    "stop_mid_message": scenario_stop_mid_message,
 }
 
 

@@ -4,9 +4,54 @@ import Sockets
 import Synchronization
 import Testing
 
-/// Fault tests of issue #11, bounded in time. (The third, 2,000 connections reset mid-frame
-/// while others echo, is HTTPHardeningTests' reset storm.)
+/// Fault tests of issue #11, bounded in time: a peer that stops reading mid-message, and a
+/// graceful shutdown with messages in flight. (The other two: 2,000 connections reset mid-frame
+/// while others echo is HTTPHardeningTests' reset storm; a flood of pings from a non-reader is
+/// `pingFloodFromANonReader` in InteropStrictTests.)
 extension InteropTests {
+    /// A peer that reads the start of a large message (100 KB of 4 MiB) and then stops reading,
+    /// with a 4 KiB receive buffer. The handler sends 4 MiB messages in a loop (a fresh buffer
+    /// each, sendChannelBuffer 1): at most a few of them are ever accepted by `send` (server
+    /// memory bounded by them, not by the loop), the connection is ended by writeWait (1 s) with
+    /// 1001 "write did not complete within writeWait" and TCP closed, the blocked `send` throws,
+    /// and the handler ends.
+    @Test func peerThatStopsReadingMidMessage() async throws {
+        let seen = Observations()
+        try await withApp({ app in
+            let options = Self.options {
+                $0.maxMessageSize = 4 << 20
+                $0.sendChannelBuffer = 1
+                $0.writeWait = .seconds(1)
+                $0.pingPeriod = .milliseconds(500)
+                $0.pongWait = .seconds(10)
+            }
+            app.get("/big", try Sockets.bytes(options)) { _, socket in
+                var sent = 0
+                while true {
+                    do { try await socket.send(ByteBuffer(repeating: UInt8(truncatingIfNeeded: sent), count: 4 << 20)) } catch { break }
+                    sent += 1
+                }
+                await seen.add("sent", sent)
+                let result = await socket.done
+                await seen.add("done", "\(result.code.rawValue) \(result.reason)")
+            }
+            Self.addEcho(app)
+        }) { port in
+            async let other = Self.otherClientIsServed(port)
+            let r = try await InteropClient.run("stop_mid_message", "ws://127.0.0.1:\(port)/big",
+                                                ["--size", "100000", "--rcvbuf", "4096", "--seconds", "3"])
+            #expect(r["handshake_status"].int == 101, "\(r)")
+            #expect((r["read_before_stop"].int ?? 0) >= 100_000, "\(r)")
+            #expect(r["first_bytes"].string == "827f", "a binary frame with a 64-bit length: \(r)")
+            let end = r["end"].string
+            #expect(end == "eof" || end == "reset", "the server did not end the connection: \(r)")
+            #expect(await seen.wait("done") == ["1001 write did not complete within writeWait"])
+            let sent = Int(await seen.wait("sent").first ?? "") ?? -1
+            #expect(sent >= 1 && sent <= 4, "\(sent) sends of 4 MiB accepted against a peer that stopped reading")
+            try await other
+        }
+    }
+
     /// Graceful shutdown with messages in flight: 5 clients each send up to 400 texts, one every
     /// 5 ms, to an echo handler; once the server has accepted 150 of them it is shut down.
     ///
