@@ -71,8 +71,8 @@ final class Inbox: Sendable {
     // MARK: Producer side (the connection's event loop)
 
     /// Adds a message; never suspends. Returns true when `capacity` messages now wait unread: the
-    /// producer stops reading the socket until `onRoom` is called. (Messages parsed from the
-    /// same read still arrive, so the inbox may hold a read's worth beyond `capacity`.)
+    /// producer (the connection's handler) holds what follows itself, up to one maxMessageSize,
+    /// until `onRoom` is called, and stops reading the socket once that is held.
     func push(message: any Sendable) -> Bool {
         deliver(.message(message))
         return state.withLockedValue { s in
