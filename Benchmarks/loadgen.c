@@ -17,12 +17,25 @@
  *   --idle               opens --conns connections (at most --concurrency handshakes at once),
  *                        reports handshakes/s, prints "HOLDING" and keeps them open until
  *                        SIGINT/SIGTERM/SIGUSR1, --hold seconds, or (--hold-stdin) EOF on stdin.
+ *                        With --messages M, each connection first echoes M messages (one in
+ *                        flight, checked as in echo mode) and "HOLDING" comes once all have: the
+ *                        server then holds what a connection costs after traffic (its
+ *                        compression state, for example).
+ *
+ * Payload: by default message k of a connection is a slice of one random pattern (printable ASCII
+ * for text). --json makes every message a JSON object of exactly --size bytes (at least 128): the
+ * connection, a sequence number, and records of words, numbers and tags drawn at random for each
+ * message, like an application's updates (it compresses, but not to nothing, and no two messages
+ * are alike). --deflate offers permessage-deflate (the engine's client role: window 15, level 1,
+ * messages of 256 bytes and more compressed; inflated by the engine) and the run fails when the
+ * server declines it.
  *
  * Output: human-readable lines on stderr, and one line on stdout for scripts:
  *   RESULT mode=echo conns=.. depth=.. size=.. type=text|binary deflate=0|1 seconds=.. msgs=..
  *          msg_per_s=.. mb_per_s=.. p50_us=.. p99_us=.. errors=.. mismatches=.. open_failures=..
  *          total_msgs=..
- *   RESULT mode=idle conns=.. open=.. handshake_seconds=.. handshakes_per_s=.. errors=..
+ *   RESULT mode=idle conns=.. open=.. handshake_seconds=.. handshakes_per_s=.. messages=.. errors=..
+ *          (with --messages, handshake_seconds and handshakes_per_s include the echoes)
  * msgs counts echoes received in the measured window; total_msgs every echo of the run, warm-up
  * included (a server's CPU time over the whole run divided by it is a cost per message);
  * mb_per_s is echoed payload bytes per second in one direction, in 10^6 bytes. Latency is from
@@ -67,6 +80,7 @@ static struct {
     int depth;
     size_t size;
     bool binary;
+    bool json;
     bool deflate;
     double warmup;
     double seconds;
@@ -85,9 +99,10 @@ static struct {
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --port N [--host 127.0.0.1|localhost] [--path /]\n"
-            "               [--conns 100] [--depth 1] [--size 32] [--binary] [--deflate]\n"
+            "               [--conns 100] [--depth 1] [--size 32] [--binary | --json] [--deflate]\n"
             "               [--warmup 2] [--seconds 8] [--messages M] [--timeout S] [--quiet]\n"
             "       loadgen --idle --port N [--conns 10000] [--concurrency 200] [--hold 60] [--hold-stdin]\n"
+            "                            [--messages M --size S [--json] [--deflate]]\n"
             "       loadgen --free-port     prints a TCP port free on 127.0.0.1 right now\n");
     exit(2);
 }
@@ -182,6 +197,7 @@ typedef struct conn {
     uint8_t *out;         /* bytes to write: out[out_off..out_len) */
     size_t out_off, out_len, out_cap;
     uint64_t *sent_at;    /* ring of --depth send times, by sequence number */
+    uint8_t *msgs;        /* --json: ring of the --depth messages in flight, --size bytes each */
     uint64_t sent, received;
 } conn;
 
@@ -204,6 +220,7 @@ static struct {
 } err;
 
 static int open_conns, handshakes_done, live, pmd_agreed;
+static int conns_done_msgs; /* --idle --messages: connections that have all their echoes */
 static bool sending = true;             /* false once the measured window is over */
 static bool measuring;
 static uint64_t measured_msgs;
@@ -238,6 +255,8 @@ static void conn_finish(conn *c) {
     c->out_cap = c->out_len = c->out_off = 0;
     free(c->sent_at);
     c->sent_at = NULL;
+    free(c->msgs);
+    c->msgs = NULL;
     live--;
 }
 
@@ -317,12 +336,78 @@ static void queue_close(conn *c, uint16_t code) {
         c->out_len += n;
 }
 
-/* Message k of connection i is pattern[(k * 7 + i) % 251 ..][0..size). */
+/* --json: an object of exactly `size` bytes (>= 128) for message `seq` of connection `index`, the
+ * rest drawn from rng_next: {"type":"update","conn":I,"seq":K,"user":"W_N","items":[{"id":N,
+ * "name":"W W","tags":["W","W"],"price":N.NN,"in_stock":true|false},...],"note":"W W ..."}, the
+ * note filled (its last word cut) to the exact size. */
+static const char *const json_words[64] = {
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "red", "green", "blue", "yellow",
+    "purple", "orange", "silver", "golden", "north", "south", "east", "west", "river", "mountain",
+    "forest", "desert", "ocean", "island", "valley", "canyon", "meadow", "harbor", "bridge",
+    "tower", "garden", "market", "station", "library", "museum", "theater", "stadium", "airport",
+    "castle", "temple", "village", "city", "planet", "comet"};
+
+typedef struct jbuf {
+    uint8_t *p, *end;
+} jbuf;
+static bool jput(jbuf *b, const char *s, size_t n) {
+    if ((size_t)(b->end - b->p) < n) return false;
+    memcpy(b->p, s, n);
+    b->p += n;
+    return true;
+}
+static bool jstr(jbuf *b, const char *s) { return jput(b, s, strlen(s)); }
+static bool juint(jbuf *b, uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do tmp[sizeof tmp - ++n] = (char)('0' + v % 10), v /= 10;
+    while (v);
+    return jput(b, tmp + sizeof tmp - n, n);
+}
+static const char *jword(void) { return json_words[rng_next() >> 58]; }
+
+static void json_message(uint8_t *dst, size_t size, int index, uint64_t seq) {
+    jbuf b = {dst, dst + size - 2}; /* room for the closing "} */
+    (void)(jstr(&b, "{\"type\":\"update\",\"conn\":") && juint(&b, (uint64_t)index) &&
+           jstr(&b, ",\"seq\":") && juint(&b, seq) && jstr(&b, ",\"user\":\"") && jstr(&b, jword()) &&
+           jstr(&b, "_") && juint(&b, rng_next() >> 54) && jstr(&b, "\","));
+    /* Records while one of the longest (< 128 bytes) still leaves 24 bytes for the note. */
+    if (b.end - b.p >= 16 + 128 + 24) {
+        jstr(&b, "\"items\":[");
+        for (bool first = true; b.end - b.p >= 128 + 24 + 2; first = false) {
+            uint64_t r = rng_next();
+            if (!first) jstr(&b, ",");
+            jstr(&b, "{\"id\":"), juint(&b, r >> 44), jstr(&b, ",\"name\":\""), jstr(&b, jword()),
+                jstr(&b, " "), jstr(&b, jword()), jstr(&b, "\",\"tags\":[\""), jstr(&b, jword()),
+                jstr(&b, "\",\""), jstr(&b, jword()), jstr(&b, "\"],\"price\":"), juint(&b, (r >> 20) % 1000),
+                jstr(&b, "."), juint(&b, 10 + (r >> 12) % 90),
+                jstr(&b, (r & 1) ? ",\"in_stock\":true}" : ",\"in_stock\":false}");
+        }
+        jstr(&b, "],");
+    }
+    jstr(&b, "\"note\":\"");
+    for (bool first = true; b.p < b.end; first = false) {
+        const char *w = jword();
+        size_t n = strlen(w), room = (size_t)(b.end - b.p);
+        if (!first) *b.p++ = ' ', room--;
+        memcpy(b.p, w, n < room ? n : room);
+        b.p += n < room ? n : room;
+    }
+    memcpy(b.p, "\"}", 2);
+}
+
+/* Message k of connection i is pattern[(k * 7 + i) % 251 ..][0..size), or with --json the copy
+ * kept of what was sent (slot k % depth: it is not reused before echo k has been checked). */
 static const uint8_t *message_bytes(const conn *c, uint64_t k) {
+    if (opt.json) return c->msgs + (size_t)(k % (uint64_t)opt.depth) * opt.size;
     return pattern + (size_t)((k * 7 + (uint64_t)c->index) % 251);
 }
 
 static void queue_message(conn *c, uint64_t now) {
+    if (opt.json)
+        json_message(c->msgs + (size_t)(c->sent % (uint64_t)opt.depth) * opt.size, opt.size, c->index, c->sent);
     const uint8_t *src = message_bytes(c, c->sent);
     uint8_t opcode = opt.binary ? CWS_OP_BINARY : CWS_OP_TEXT;
     if (c->deflater) {
@@ -346,12 +431,12 @@ static void queue_message(conn *c, uint64_t now) {
 
 /* Sends up to --depth in flight, unless the run is over for this connection. */
 static void top_up(conn *c, uint64_t now) {
-    if (c->state != ST_OPEN || opt.idle) return;
+    if (c->state != ST_OPEN || (opt.idle && opt.messages == 0)) return;
     while (c->sent - c->received < (uint64_t)opt.depth) {
         if (opt.messages > 0 ? c->sent >= (uint64_t)opt.messages : !sending) break;
         queue_message(c, now);
     }
-    if (opt.messages > 0 && c->received >= (uint64_t)opt.messages) {
+    if (opt.messages > 0 && c->received >= (uint64_t)opt.messages && !opt.idle) {
         queue_close(c, CWS_CLOSE_NORMAL);
         c->state = ST_CLOSING;
     }
@@ -460,7 +545,10 @@ static void handshake_read(conn *c, uint64_t now) {
         int st = cws_pmd_response_accept(&pmd_cfg, v ? v : "", v ? vlen : 0, &agreed);
         if (st == CWS_OK) {
             pmd = true;
-        } else if (st != CWS_PMD_DECLINED) {
+        } else if (st == CWS_PMD_DECLINED) {
+            handshake_failed(c, "the server declined permessage-deflate");
+            return;
+        } else {
             handshake_failed(c, "invalid permessage-deflate response");
             return;
         }
@@ -489,8 +577,14 @@ static void handshake_read(conn *c, uint64_t now) {
     pending_connects--;
     open_conns++;
     handshakes_done++;
-    if (!opt.idle) c->sent_at = xmalloc(sizeof(uint64_t) * (size_t)opt.depth);
+    bool echoes = !opt.idle || opt.messages > 0;
+    if (echoes) c->sent_at = xmalloc(sizeof(uint64_t) * (size_t)opt.depth);
+    if (echoes && opt.json) c->msgs = xmalloc(opt.size * (size_t)opt.depth);
     if (extra) feed(c, extra, now); /* rare: the server sent frames right behind the 101 */
+    if (opt.idle && opt.messages > 0 && c->state == ST_OPEN) { /* start at once, not when all are open */
+        top_up(c, now);
+        conn_flush(c);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -515,7 +609,7 @@ static void feed(conn *c, size_t len, uint64_t now) {
         switch (ev.type) {
         case CWS_EVENT_TEXT:
         case CWS_EVENT_BINARY: {
-            if (opt.idle || c->received >= c->sent) {
+            if ((opt.idle && opt.messages == 0) || c->received >= c->sent) {
                 err.protocol++; /* a message we did not send */
                 conn_finish(c);
                 return;
@@ -533,6 +627,7 @@ static void feed(conn *c, size_t len, uint64_t now) {
                 measured_msgs++;
                 hist_add(now - c->sent_at[k % (uint64_t)opt.depth]);
             }
+            if (opt.idle && c->received == (uint64_t)opt.messages) conns_done_msgs++;
             break;
         }
         case CWS_EVENT_PING: {
@@ -662,6 +757,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--size")) opt.size = (size_t)arg_num(argv, &i, argc);
         else if (!strcmp(a, "--binary")) opt.binary = true;
         else if (!strcmp(a, "--text")) opt.binary = false;
+        else if (!strcmp(a, "--json")) opt.json = true;
         else if (!strcmp(a, "--deflate")) opt.deflate = true;
         else if (!strcmp(a, "--warmup")) opt.warmup = arg_num(argv, &i, argc);
         else if (!strcmp(a, "--seconds")) opt.seconds = arg_num(argv, &i, argc);
@@ -677,8 +773,10 @@ int main(int argc, char **argv) {
     }
     if (port <= 0 || port > 65535 || opt.conns < 1 || opt.conns > 1000000 || opt.depth < 1 ||
         opt.depth > 1 << 20 || opt.size > (256u << 20) || opt.warmup < 0 || opt.seconds <= 0 ||
-        opt.concurrency < 1 || opt.hold < 0 || opt.path[0] != '/')
+        opt.concurrency < 1 || opt.hold < 0 || opt.path[0] != '/' ||
+        (opt.json && (opt.binary || opt.size < 128)))
         usage();
+    if (opt.idle) opt.depth = 1;
     if (opt.timeout < 0) opt.timeout = 60 + (opt.idle ? opt.hold : opt.warmup + opt.seconds);
 
     /* Loopback only: this tool floods its target. */
@@ -749,7 +847,8 @@ int main(int argc, char **argv) {
         /* Open connections, at most --concurrency handshakes at a time. */
         while (next < opt.conns && pending_connects < opt.concurrency) start_connect(&conns[next++]);
 
-        if (!t_open && next == opt.conns && pending_connects == 0) {
+        if (!t_open && next == opt.conns && pending_connects == 0 &&
+            !(opt.idle && opt.messages > 0 && conns_done_msgs < open_conns)) {
             t_open = now;
             double hs = (double)(t_open - t0) / 1e9;
             if (!opt.quiet)
@@ -758,7 +857,8 @@ int main(int argc, char **argv) {
                         !opt.deflate ? "" : pmd_agreed ? ", permessage-deflate agreed" : ", permessage-deflate declined");
             if (opt.idle) {
                 printf("RESULT mode=idle conns=%d open=%d handshake_seconds=%.3f handshakes_per_s=%.0f "
-                       "errors=%lld\n", opt.conns, open_conns, hs, handshakes_done / hs, errors_total());
+                       "messages=%lld errors=%lld\n", opt.conns, open_conns, hs, handshakes_done / hs,
+                       opt.messages, errors_total());
                 printf("HOLDING\n");
                 fflush(stdout);
                 holding = true;
