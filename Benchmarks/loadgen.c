@@ -33,12 +33,13 @@
  * Output: human-readable lines on stderr, and one line on stdout for scripts:
  *   RESULT mode=echo conns=.. depth=.. size=.. type=text|binary deflate=0|1 seconds=.. msgs=..
  *          msg_per_s=.. mb_per_s=.. p50_us=.. p99_us=.. errors=.. mismatches=.. open_failures=..
- *          total_msgs=..
+ *          total_msgs=.. cpu_s=..
  *   RESULT mode=idle conns=.. open=.. handshake_seconds=.. handshakes_per_s=.. messages=.. errors=..
  *          (with --messages, handshake_seconds and handshakes_per_s include the echoes)
  * msgs counts echoes received in the measured window; total_msgs every echo of the run, warm-up
  * included (a server's CPU time over the whole run divided by it is a cost per message);
- * mb_per_s is echoed payload bytes per second in one direction, in 10^6 bytes. Latency is from
+ * mb_per_s is echoed payload bytes per second in one direction, in 10^6 bytes; cpu_s is loadgen's
+ * own user + system time over the whole run (near the wall time: loadgen may be the limit). Latency is from
  * queueing a message to reading its echo (log-linear histogram, < 1.6% bucket error). errors
  * counts everything that went wrong (refused or failed connections and handshakes, protocol
  * errors, unexpected closes, mismatches); the exit status is 1 when it is not 0.
@@ -65,6 +66,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -955,11 +957,15 @@ int main(int argc, char **argv) {
                 "errors %lld (open %lld, protocol %lld, unexpected close %lld, mismatches %lld)\n",
                 (unsigned long long)measured_msgs, secs, rate, mbps, p50, p99, errors_total(),
                 err.open_failures, err.protocol, err.unexpected, err.mismatches);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     printf("RESULT mode=echo conns=%d depth=%d size=%zu type=%s deflate=%d seconds=%.3f msgs=%llu "
            "msg_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f errors=%lld mismatches=%lld "
-           "open_failures=%lld total_msgs=%llu\n",
+           "open_failures=%lld total_msgs=%llu cpu_s=%.2f\n",
            opt.conns, opt.depth, opt.size, opt.binary ? "binary" : "text", opt.deflate ? 1 : 0, secs,
            (unsigned long long)measured_msgs, rate, mbps, p50, p99, errors_total(), err.mismatches,
-           err.open_failures, (unsigned long long)total_msgs);
+           err.open_failures, (unsigned long long)total_msgs, cpu_s);
     return errors_total() || measured_msgs == 0 ? 1 : 0;
 }
