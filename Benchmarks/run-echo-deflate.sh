@@ -164,6 +164,7 @@ memory_run() {
     sleep 0.5
     local before after out="$OUT/mem.out" lg i line open
     before=$(rss_kib "$server_pid")
+    : >"$out" # empty now: the redirection below happens in the child, maybe after the first grep
     "${pin_client[@]}" "$bin_dir/loadgen" --port "$port" --idle --conns "$MEM_CONNS" --messages "$MEM_MESSAGES" \
         "${msg_args[@]}" --hold 120 --quiet >"$out" 2>>"$OUT/loadgen.log" &
     lg=$!
