@@ -123,6 +123,7 @@ idle_run() {
     sleep 0.5
     local before after out="$OUT/idle.out" lg i
     before=$(rss_kib "$server_pid")
+    : >"$out" # empty now: the redirection below happens in the child, maybe after the first grep
     "${pin_client[@]}" "$bin_dir/loadgen" --port "$port" --idle --conns "$IDLE_CONNS" --hold 120 \
         --quiet >"$out" 2>>"$OUT/loadgen.log" &
     lg=$!
