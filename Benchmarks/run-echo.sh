@@ -71,7 +71,7 @@ fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     echo "# building (release): sockets-echo, nio-echo, loadgen" >&2
     (cd "$root" && nice swift build -c release --product sockets-echo >&2)
-    (cd "$root" && nice swift build -c release --package-path Benchmarks >&2)
+    (cd "$root" && nice swift build -c release --package-path Benchmarks --product nio-echo >&2)
 fi
 "$here/build-tools.sh"
 
