@@ -17,14 +17,20 @@ struct SocketsEcho: AsyncParsableCommand {
     }
 
     enum Compression: String, ExpressibleByArgument, CaseIterable {
-        case off, on, shared, small
+        case off, on, shared, small, dedicated
 
-        var settings: CompressionSettings? {
+        func settings(compressor: CompressionSettings.Compressor?,
+                      decompressor: CompressionSettings.Decompressor?) -> CompressionSettings? {
             switch self {
             case .off: return nil
             case .on: return .default // dedicated deflater, window 15
-            case .shared: return CompressionSettings(memory: .shared) // one deflater per thread, no context takeover
+            case .shared: return .shared // one deflater per thread, inflaters lent per message
             case .small: return CompressionSettings(windowBits: 9, peerWindowBits: 9) // 512-byte windows
+            case .dedicated:
+                var s = CompressionSettings.dedicated() // its defaults for what is not given
+                if let compressor { s.windowBits = compressor.windowBits }
+                if let decompressor { s.peerWindowBits = decompressor.windowBits }
+                return s
             }
         }
     }
@@ -41,19 +47,40 @@ struct SocketsEcho: AsyncParsableCommand {
     @Option(help: "The largest message accepted and sent, in bytes.")
     var maxMessageSize = 16 << 20
 
-    @Option(help: "permessage-deflate: off, on (dedicated, window 15), shared (one deflater per thread), small (window 9).")
+    @Option(help: "permessage-deflate: off, on (dedicated, window 15), shared (one deflater per thread, inflaters lent per message), small (window 9), dedicated (sized by --compressor and --decompressor).")
     var compression: Compression = .off
 
     @Option(help: "The largest read buffer a busy connection grows to, in bytes (HTTPOptions.maxReadSize).")
     var maxReadSize = 64 * 1024
 
+    @Option(help: "With --compression dedicated: our compressor's memory per connection, one of \(Self.names(CompressionSettings.Compressor.self)) (default: .dedicated()'s).")
+    var compressor: String?
+
+    @Option(help: "With --compression dedicated: our decompressor's memory per connection, one of \(Self.names(CompressionSettings.Decompressor.self)) (default: .dedicated()'s).")
+    var decompressor: String?
+
+    static func names<T: CaseIterable>(_: T.Type) -> String { T.allCases.map { "\($0)" }.joined(separator: ", ") }
+    static func named<T: CaseIterable>(_ name: String?, _: T.Type) -> T? { T.allCases.first { "\($0)" == name } }
+
     func validate() throws {
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be positive") }
+        if let compressor, Self.named(compressor, CompressionSettings.Compressor.self) == nil {
+            throw ValidationError("--compressor must be one of \(Self.names(CompressionSettings.Compressor.self))")
+        }
+        if let decompressor, Self.named(decompressor, CompressionSettings.Decompressor.self) == nil {
+            throw ValidationError("--decompressor must be one of \(Self.names(CompressionSettings.Decompressor.self))")
+        }
+        if (compressor != nil || decompressor != nil) && compression != .dedicated {
+            throw ValidationError("--compressor and --decompressor go with --compression dedicated")
+        }
     }
 
     func run() async throws {
         let options = Options(logLevel: .warning, maxMessageSize: maxMessageSize, maxFrameSize: maxMessageSize,
-                              allowAnyOrigin: true, compression: compression.settings)
+                              allowAnyOrigin: true,
+                              compression: compression.settings(
+                                  compressor: Self.named(compressor, CompressionSettings.Compressor.self),
+                                  decompressor: Self.named(decompressor, CompressionSettings.Decompressor.self)))
         let app = App(http: HTTPOptions(maxReadSize: maxReadSize))
         switch api {
         case .callback:

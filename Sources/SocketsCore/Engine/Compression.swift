@@ -3,7 +3,12 @@ import NIOCore
 import NIOPosix
 
 /// permessage-deflate settings (RFC 7692). The client's offer decides within what it allows;
-/// these decide the rest. Bytes per connection: see Benchmarks/RESULTS-deflate.md.
+/// these decide the rest.
+///
+/// Two ways to pick them by memory: ``shared`` (no zlib state held by a connection between
+/// messages) or ``dedicated(compressor:decompressor:level:threshold:)`` with sizes named by what
+/// zlib allocates per connection. Server memory per connection for each, measured with 2,000
+/// Python `websockets` clients: Benchmarks/RESULTS-pmd-memory.md (`Benchmarks/pmd-memory.sh`).
 public struct CompressionSettings: Sendable, Hashable {
     /// Where our deflater lives.
     public enum Memory: Sendable, Hashable {
@@ -30,11 +35,14 @@ public struct CompressionSettings: Sendable, Hashable {
     public var level: Int
     /// Messages shorter than this go out uncompressed. Default 256 bytes.
     public var threshold: Int
+    /// zlib memLevel of our deflater, 1–9 (its hash table and block buffer, 2^(memLevel+9) bytes
+    /// together), or 0 to follow the window actually agreed: windowBits − 7. Default 0.
+    public var memLevel: Int
 
     /// Creates settings; every parameter has the default given on its property.
     public init(memory: Memory = .dedicated, windowBits: Int = 15, peerWindowBits: Int = 15,
                 noContextTakeover: Bool = false, peerNoContextTakeover: Bool = false,
-                level: Int = 1, threshold: Int = 256) {
+                level: Int = 1, threshold: Int = 256, memLevel: Int = 0) {
         self.memory = memory
         self.windowBits = windowBits
         self.peerWindowBits = peerWindowBits
@@ -42,6 +50,7 @@ public struct CompressionSettings: Sendable, Hashable {
         self.peerNoContextTakeover = peerNoContextTakeover
         self.level = level
         self.threshold = threshold
+        self.memLevel = memLevel
     }
 
     /// The defaults: dedicated, window 15, level 1, threshold 256.
@@ -54,6 +63,7 @@ public struct CompressionSettings: Sendable, Hashable {
         if !(9...15).contains(windowBits) { throw OptionsError(field: "compression.windowBits", reason: "must be 9-15") }
         if !(9...15).contains(peerWindowBits) { throw OptionsError(field: "compression.peerWindowBits", reason: "must be 9-15") }
         if !(0...9).contains(level) { throw OptionsError(field: "compression.level", reason: "must be 0-9") }
+        if !(0...9).contains(memLevel) { throw OptionsError(field: "compression.memLevel", reason: "must be 0-9") }
         if threshold < 0 { throw OptionsError(field: "compression.threshold", reason: "must not be negative") }
     }
 }
@@ -144,6 +154,7 @@ extension CompressionSettings {
         c.no_context_takeover = noContextTakeover
         c.peer_no_context_takeover = peerNoContextTakeover || memory == .shared
         c.level = UInt8(level)
+        c.mem_level = UInt8(clamping: memLevel)
         c.threshold = UInt32(clamping: threshold)
         c.memory = memory == .shared ? CWS_PMD_MEMORY_SHARED : CWS_PMD_MEMORY_DEDICATED
         return c
