@@ -906,6 +906,61 @@ async def scenario_pmd_ws(args):
         return {"agreed": agreed, "negotiated": negotiated, "echo_ok": results, "close": close_info(ws)}
 
 
+async def scenario_pmd_keeps_context(args):
+    """A client that ignores the server's client_no_context_takeover (shared mode) among well-behaved
+    ones: --clients Python websockets connections echo a compressed text, then a raw client offers
+    permessage-deflate, sends a compressed text and then the same text again from the same zlib
+    deflater, context kept (the second refers back into the first), and reads until the close; then
+    every good connection echoes three more compressed texts and closes with 1000. The good ones
+    are opened first so that, with NIO's round-robin, one shares the bad one's event-loop thread
+    (on up to --clients threads)."""
+    import random
+    import zlib
+    rng = random.Random(17)  # varied words: the first message does not shrink to almost nothing alone
+    text = " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randrange(2, 9)))
+                    for _ in range(500))
+    good = [await ws_connect(args.url, ping_interval=None) for _ in range(args.clients)]
+    out = {"good_agreed": good[0].response.headers.get("Sec-WebSocket-Extensions")}
+
+    async def echo_all(n):
+        ok = []
+        for ws in good:
+            for i in range(n):
+                msg = text + str(i)
+                await ws.send(msg)
+                ok.append((await asyncio.wait_for(ws.recv(), STEP)) == msg)
+        return ok
+
+    out["good_before"] = await echo_all(1)
+
+    def bad():
+        conn = RawConnection(args.url)
+        try:
+            headers = conn.default_headers() + [("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")]
+            conn.send_request(headers=headers)
+            hs = conn.read_response(read_body=False)
+            r = {"status": hs["status"], "agreed": hs["headers"].get("sec-websocket-extensions")}
+            deflater = zlib.compressobj(1, zlib.DEFLATED, -15)  # never reset: context kept
+            first = deflater.compress(text.encode()) + deflater.flush(zlib.Z_SYNC_FLUSH)
+            second = deflater.compress(text.encode()) + deflater.flush(zlib.Z_SYNC_FLUSH)
+            r["first_length"], r["second_length"] = len(first) - 4, len(second) - 4
+            conn.sock.sendall(build_frame(OP_TEXT, first[:-4], rsv=4))
+            f = conn.read_frame(time.monotonic() + STEP)
+            r["first_echo_opcode"] = None if f is None else f[1]
+            conn.sock.sendall(build_frame(OP_TEXT, second[:-4], rsv=4))
+            r["close"] = conn.read_until_close()
+            return r
+        finally:
+            conn.close()
+
+    out["bad"] = await asyncio.to_thread(bad)
+    out["good_after"] = await echo_all(3)
+    for ws in good:
+        await ws.close()
+    out["good_close_codes"] = [ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None for ws in good]
+    return out
+
+
 def scenario_silent(args):
     """Handshakes, then never writes again (no pong, no close answer), and only watches: the
     frames the server sends and when the connection ends. Reading does not send anything, so the
@@ -1166,6 +1221,7 @@ def scenario_no_read(args):
 ASYNC = {
     "reset_storm": scenario_reset_storm,
     "pmd_ws": scenario_pmd_ws,
+    "pmd_keeps_context": scenario_pmd_keeps_context,
     "echo": scenario_echo,
     "client_close": scenario_client_close,
     "await_close": scenario_await_close,

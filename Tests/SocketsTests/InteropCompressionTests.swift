@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Sockets
 import Testing
@@ -25,11 +26,18 @@ extension InteropTests {
          "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9"),
         ("shared", "", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
         ("small", "client_max_window_bits=12", "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"),
+        // Modes named by memory: the windows they stand for, with Python's default offer, and
+        // negotiated down when the client asks for less.
+        ("kb22-kb9", "", "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11"),
+        ("kb38-kb15", "server_max_window_bits=10,client_max_window_bits=9",
+         "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9"),
     ])
     func compressionWithPythonWebsockets(mode: String, offer: String, agreed: String) async throws {
         let settings: Options.Compression = switch mode {
         case "shared": Options.Compression(memory: .shared)
         case "small": Options.Compression(windowBits: 9, peerWindowBits: 9)
+        case "kb22-kb9": .dedicated(compressor: .kb22, decompressor: .kb9)
+        case "kb38-kb15": .dedicated(compressor: .kb38, decompressor: .kb15)
         default: .default
         }
         try await withApp(Self.compressedEcho(settings)) { port in
@@ -55,6 +63,18 @@ extension InteropTests {
         }
     }
 
+    /// A client that does not offer client_max_window_bits cannot be asked for a window: a small
+    /// dedicated decompressor then states none (and inflates with a 32 KiB window), and the echo
+    /// still works both ways.
+    @Test func smallDecompressorWithoutClientMaxWindowBitsOffer() async throws {
+        try await withApp(Self.compressedEcho(.dedicated(compressor: .kb22, decompressor: .kb8))) { port in
+            let r = try await InteropClient.run("pmd_raw", "ws://127.0.0.1:\(port)/echo", ["--offer", "permessage-deflate"])
+            #expect(r["extensions"].array.map(\.string) == ["permessage-deflate; server_max_window_bits=11"], "\(r)")
+            let echoes = r["echoes"].array
+            #expect(echoes.count == 2 && echoes.allSatisfy { $0["rsv1"].bool == true && $0["same"].bool == true }, "\(r)")
+        }
+    }
+
     /// Compression is off unless the route enables it: the offer gets no extension in answer.
     /// And a send with `compress: false` goes out without RSV1 even when it is on.
     @Test func compressionOffByDefaultAndPerSendSwitch() async throws {
@@ -71,5 +91,43 @@ extension InteropTests {
             let echoes = r["echoes"].array
             #expect(echoes.count == 2 && echoes.allSatisfy { $0["rsv1"].bool == false && $0["same"].bool == true }, "\(r)")
         }
+    }
+
+    /// Shared mode (`client_no_context_takeover` stated, inflaters lent per message): a raw client
+    /// that keeps its deflate context anyway sends a second message referring back into its first.
+    /// That connection alone is closed with 1007 ("invalid compressed data", the C engine's
+    /// CWS_ERR_INFLATE) and a warning is logged with the code; four Python `websockets`
+    /// connections opened before it (one on its event-loop thread, by NIO's round-robin on up to
+    /// four threads) echo compressed messages before and after, and close with 1000.
+    @Test func clientKeepingContextInSharedModeFailsAlone() async throws {
+        let log = LogCapture()
+        let app = App(logger: log.logger("pmd"))
+        let setup = Self.compressedEcho(.shared)
+        try setup(app)
+        let running = try await app.start(host: "127.0.0.1", port: 0)
+        let r: InteropJSON
+        do {
+            r = try await InteropClient.run("pmd_keeps_context", "ws://127.0.0.1:\(running.port)/bytes", ["--clients", "4"])
+        } catch {
+            await running.shutdown()
+            throw error
+        }
+        await running.shutdown()
+        #expect(r["good_agreed"].string == "permessage-deflate; server_no_context_takeover; client_no_context_takeover", "\(r)")
+        #expect(r["good_before"].array.count == 4 && r["good_before"].array.allSatisfy { $0.bool == true }, "\(r)")
+        let bad = r["bad"]
+        #expect(bad["status"].int == 101 && bad["agreed"].array.map(\.string) == ["permessage-deflate; server_no_context_takeover; client_no_context_takeover"], "\(r)")
+        #expect(bad["first_echo_opcode"].int == 1, "the first message inflates (nothing to refer back to): \(r)")
+        #expect((bad["second_length"].int ?? 0) < (bad["first_length"].int ?? 0) / 4, "the second message refers back: \(r)")
+        #expect(bad["close"]["close_code"].int == 1007, "\(r)")
+        #expect(bad["close"]["close_reason"].string == "invalid compressed data", "\(r)")
+        #expect(r["good_after"].array.count == 12 && r["good_after"].array.allSatisfy { $0.bool == true }, "\(r)")
+        #expect(r["good_close_codes"].array.map(\.int) == [1000, 1000, 1000, 1000], "\(r)")
+        // One warning, for the bad connection, with the close code and reason.
+        let closing = log.lines.filter { $0.message.hasPrefix("closing connection") && $0.level >= .warning }
+        #expect(closing.count == 1 && closing.first?.level == .warning, "\(log.lines)")
+        #expect(closing.first?.metadata["ws.close_code"] == "1007", "\(log.lines)")
+        #expect(closing.first?.metadata["ws.close_reason"] == "invalid compressed data", "\(log.lines)")
+        #expect(closing.first?.message == "closing connection: \(WebSocketError(code: .invalidPayload, reason: "invalid compressed data"))", "\(log.lines)")
     }
 }

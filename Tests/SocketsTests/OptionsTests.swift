@@ -45,10 +45,39 @@ import Testing
         #expect(field(Options(compression: .init(windowBits: 8))) == "compression.windowBits")
         #expect(field(Options(compression: .init(peerWindowBits: 16))) == "compression.peerWindowBits")
         #expect(field(Options(compression: .init(level: 10))) == "compression.level")
+        #expect(field(Options(compression: .init(memLevel: 10))) == "compression.memLevel")
+        #expect(field(Options(compression: .shared)) == nil)
+        #expect(field(Options(compression: .dedicated())) == nil)
         #expect(field(Options(compression: .default)) == nil)
         #expect(Options().compression == nil) // off by default
         // The middleware refuses them when the route is set up, not per request.
         #expect(throws: OptionsError.self) { try Sockets.messages(Options(recvChannelBuffer: 0)) }
         #expect(throws: OptionsError.self) { try Sockets.json(String.self, Options(allowedOrigin: "[")) }
+    }
+
+    /// Dedicated modes named by memory: each size's window and memLevel, zlib 1.2.13's allocation
+    /// for it (counted by Benchmarks/zlib-sizes.c), each name that allocation rounded to KiB, and
+    /// the settings they make.
+    @Test func compressionModesNamedByMemory() {
+        typealias C = CompressionSettings.Compressor
+        typealias D = CompressionSettings.Decompressor
+        #expect(C.allCases.map(\.windowBits) == [9, 10, 11, 12, 13, 14, 15])
+        #expect(C.allCases.map(\.memLevel) == [2, 3, 4, 5, 6, 7, 8])
+        #expect(C.allCases.map(\.bytes) == [10_048, 14_144, 22_336, 38_720, 71_488, 137_024, 268_096])
+        #expect(D.allCases.map(\.windowBits) == [10, 11, 12, 13, 14, 15])
+        #expect(D.allCases.map(\.bytes) == [8_184, 9_208, 11_256, 15_352, 23_544, 39_928])
+        func name(_ bytes: Int) -> String {
+            let kib = (Double(bytes) / 1024).rounded()
+            return "kb\(Int(kib))"
+        }
+        for c in C.allCases { #expect("\(c)" == name(c.bytes)) }
+        for d in D.allCases { #expect("\(d)" == name(d.bytes)) }
+        // memLevel 0: the deflater follows the window agreed (windowBits - 7), also when a client
+        // asks for a smaller one.
+        #expect(CompressionSettings.dedicated(compressor: .kb22, decompressor: .kb9)
+                == CompressionSettings(windowBits: 11, peerWindowBits: 11))
+        #expect(CompressionSettings.dedicated(compressor: .kb262, decompressor: .kb39, level: 6, threshold: 0)
+                == CompressionSettings(windowBits: 15, peerWindowBits: 15, level: 6, threshold: 0))
+        #expect(CompressionSettings.shared == CompressionSettings(memory: .shared))
     }
 }
