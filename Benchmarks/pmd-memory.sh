@@ -8,7 +8,7 @@
 # the same points. Prints one line per run and a Markdown table: medians of the rounds with their
 # ranges, each mode's difference from `off`, and the zlib memory its name stands for.
 #
-#   Benchmarks/pmd-memory.sh                       # every mode, 3 rounds (~10 min on 2 cores)
+#   Benchmarks/pmd-memory.sh                       # every mode, 3 rounds (~25 min on 2 busy cores)
 #   ROUNDS=5 CONNECTIONS=2000 Benchmarks/pmd-memory.sh
 #   MODES="off shared dedicated:kb22:kb9" Benchmarks/pmd-memory.sh
 #   SKIP_BUILD=1 Benchmarks/pmd-memory.sh          # use the existing .build/release/sockets-echo
@@ -22,7 +22,7 @@ cd "$root"
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-2000}
 PORT=${PORT:-19301}
-MODES=${MODES:-"off shared on dedicated:kb10:kb8 dedicated:kb14:kb9 dedicated:kb22:kb11 dedicated:kb38:kb15 dedicated:kb70:kb23 dedicated:kb134:kb39 dedicated:kb262:kb39"}
+MODES=${MODES:-"off shared on dedicated:kb10:kb8 dedicated:kb14:kb9 dedicated:kb22:kb11 dedicated:kb38:kb11 dedicated:kb38:kb15 dedicated:kb70:kb23 dedicated:kb134:kb39 dedicated:kb262:kb39"}
 python=$root/.venv/bin/python3
 [ -x "$python" ] || { echo "no $python: run scripts/deps.sh" >&2; exit 1; }
 ulimit -n 8192 || { echo "cannot raise the open-file limit to 8192 (ulimit -Hn: $(ulimit -Hn))" >&2; exit 1; }
