@@ -23,7 +23,7 @@ struct SocketsEcho: AsyncParsableCommand {
                       decompressor: CompressionSettings.Decompressor?) -> CompressionSettings? {
             switch self {
             case .off: return nil
-            case .on: return .default // dedicated deflater, window 15
+            case .on: return CompressionSettings() // dedicated, window 15 both ways
             case .shared: return .shared // one deflater per thread, inflaters lent per message
             case .small: return CompressionSettings(windowBits: 9, peerWindowBits: 9) // 512-byte windows
             case .dedicated:

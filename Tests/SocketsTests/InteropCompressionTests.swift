@@ -29,6 +29,7 @@ extension InteropTests {
         // Modes named by memory: the windows they stand for, with Python's default offer, and
         // negotiated down when the client asks for less.
         ("kb22-kb9", "", "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11"),
+        ("default", "", "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
         ("kb38-kb15", "server_max_window_bits=10,client_max_window_bits=9",
          "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9"),
     ])
@@ -38,7 +39,8 @@ extension InteropTests {
         case "small": Options.Compression(windowBits: 9, peerWindowBits: 9)
         case "kb22-kb9": .dedicated(compressor: .kb22, decompressor: .kb9)
         case "kb38-kb15": .dedicated(compressor: .kb38, decompressor: .kb15)
-        default: .default
+        case "default": .default
+        default: Options.Compression() // window 15 both ways
         }
         try await withApp(Self.compressedEcho(settings)) { port in
             let r = try await InteropClient.run("pmd_ws", "ws://127.0.0.1:\(port)/bytes", ["--offer", offer])
@@ -87,7 +89,7 @@ extension InteropTests {
         }
         try await withApp(Self.compressedEcho(.default, compress: false)) { port in
             let r = try await InteropClient.run("pmd_raw", "ws://127.0.0.1:\(port)/echo")
-            #expect(r["extensions"].array.first?.string == "permessage-deflate", "\(r)")
+            #expect(r["extensions"].array.first?.string == "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", "\(r)")
             let echoes = r["echoes"].array
             #expect(echoes.count == 2 && echoes.allSatisfy { $0["rsv1"].bool == false && $0["same"].bool == true }, "\(r)")
         }

@@ -39,7 +39,8 @@ public struct CompressionSettings: Sendable, Hashable {
     /// together), or 0 to follow the window actually agreed: windowBits − 7. Default 0.
     public var memLevel: Int
 
-    /// Creates settings; every parameter has the default given on its property.
+    /// Creates settings; every parameter has the default given on its property (window 15 both
+    /// ways: the most memory, see ``default`` for the recommended mode).
     public init(memory: Memory = .dedicated, windowBits: Int = 15, peerWindowBits: Int = 15,
                 noContextTakeover: Bool = false, peerNoContextTakeover: Bool = false,
                 level: Int = 1, threshold: Int = 256, memLevel: Int = 0) {
@@ -53,8 +54,13 @@ public struct CompressionSettings: Sendable, Hashable {
         self.memLevel = memLevel
     }
 
-    /// The defaults: dedicated, window 15, level 1, threshold 256.
-    public static let `default` = CompressionSettings()
+    /// The recommended mode, ``dedicated(compressor:decompressor:level:threshold:)`` with its
+    /// defaults: compressor ``Compressor/kb38`` and decompressor ``Decompressor/kb11`` (window 12
+    /// both ways, as Python `websockets` serves), level 1, threshold 256. Chosen by measurement:
+    /// about 50 KiB of zlib state per connection against 301 KiB at window 15 (the initializer's
+    /// defaults), for 9–11% more bytes on the wire than window 15 and 3–4% fewer than window 11 on
+    /// JSON messages (Benchmarks/pmd_window_ratio.py; memory: Benchmarks/RESULTS-pmd-memory.md).
+    public static let `default` = CompressionSettings.dedicated()
 
     /// Checks the ranges.
     ///
