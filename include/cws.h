@@ -406,19 +406,22 @@ CWS_NODISCARD int cws_handshake_accept(const void *key, size_t len, char out[CWS
  *   3. Sending: a cws_deflater compresses whole messages into caller memory; send the result with
  *      RSV1 on the first frame only (cws_fragmenter_init(..., CWS_RSV1, ...)).
  *
- * Memory per connection, measured by Benchmarks/run-deflate.sh (2000 server connections, each
- * after one compressed 300-byte message in each direction, bytes asked of the allocator; see
- * Benchmarks/RESULTS-deflate.md). The engine alone is 336 bytes. The inflater (engine-owned,
- * sized by the PEER's window, so ask for a small one with peer_window_bits) includes a 1 KiB
- * reassembly buffer; the deflater is the caller's:
- *   memory mode / our window (memLevel)   deflater           inflater at the same peer window
- *   CWS_PMD_MEMORY_SHARED, 15 (8)          0 (one ~262 KiB    40.1 KiB
- *                                           per thread)
- *   DEDICATED, 9 (2)                       10.0 KiB           8.6 KiB
- *   DEDICATED, 12 (5)                      38.0 KiB           12.1 KiB
- *   DEDICATED, 15 (8)                      262.0 KiB          40.1 KiB
- * Resident memory grows less (zlib's buffers are touched only as far as messages reach): 11, 12,
- * 20 and 89 KiB per connection for the four rows.
+ * Memory per connection. zlib 1.2.13 allocates (counted through zalloc by
+ * Benchmarks/zlib-sizes.c): a deflater (1 << (window_bits + 2)) + (1 << (mem_level + 9)) + 5,952
+ * bytes, an inflater (1 << window) + 7,160 bytes, both on the first compressed message in their
+ * direction. Measured by Benchmarks/run-deflate.sh (2000 engines, each after one compressed
+ * 300-byte message in each direction, bytes asked of the allocator; Benchmarks/RESULTS-deflate.md,
+ * before the inflater pool): the engine alone is 336 bytes; the inflater (engine-owned, sized by
+ * the PEER's window, so ask for a small one with peer_window_bits) includes a 1 KiB reassembly
+ * buffer; the deflater is the caller's:
+ *   our window (memLevel)      deflater      inflater at the same peer window
+ *   9 (2)                      10.0 KiB      8.6 KiB
+ *   12 (5)                     38.0 KiB      12.1 KiB
+ *   15 (8)                     262.0 KiB     40.1 KiB
+ * With CWS_PMD_MEMORY_SHARED the deflater is one per thread (262 KiB at window 15), and with
+ * cws_config.inflaters the engine holds no inflater between messages. A whole server connection
+ * in each mode, end to end (the Swift server, 2,000 Python websockets clients, messages up to
+ * 64 KiB, resident memory and malloc's bytes in use): Benchmarks/RESULTS-pmd-memory.md.
  * ============================================================================================== */
 
 /* The longest header value cws_pmd_negotiate and cws_pmd_offer_write write: "permessage-deflate"
@@ -433,8 +436,8 @@ typedef enum cws_pmd_memory {
     /* One deflater per thread, shared by every connection on it (cws_deflater_new with
      * agreed = NULL). It resets after every message, so negotiation always states
      * no_context_takeover for our direction, and declines offers that demand a smaller window
-     * than window_bits (a shared deflater has one window size). Near zero bytes per connection
-     * for sending; the price is the ratio that context takeover would have given. */
+     * than window_bits (a shared deflater has one window size). No deflater memory per
+     * connection; the price is the ratio that context takeover would have given. */
     CWS_PMD_MEMORY_SHARED = 1
 } cws_pmd_memory;
 
