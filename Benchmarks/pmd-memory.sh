@@ -12,6 +12,7 @@
 #   ROUNDS=5 CONNECTIONS=2000 Benchmarks/pmd-memory.sh
 #   MODES="off shared dedicated:kb22:kb9" Benchmarks/pmd-memory.sh
 #   SKIP_BUILD=1 Benchmarks/pmd-memory.sh          # use the existing .build/release/sockets-echo
+#   SOCKETS_ECHO_ARGS="--max-read-size 8192" Benchmarks/pmd-memory.sh   # extra sockets-echo arguments
 #
 # A mode is off, on, shared, small, or dedicated:COMPRESSOR:DECOMPRESSOR (names as in
 # CompressionSettings.Compressor and .Decompressor). Needs `.venv` (scripts/deps.sh) and 2 x
@@ -43,7 +44,7 @@ wait_port() {
     return 1
 }
 
-header="commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources || echo ' (Sources modified)'), $(nproc) CPUs, $(ldd --version | head -1 | sed 's/.* //') glibc, $CONNECTIONS connections, $ROUNDS rounds"
+header="${SOCKETS_ECHO_ARGS:+sockets-echo $SOCKETS_ECHO_ARGS, }commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources || echo ' (Sources modified)'), $(nproc) CPUs, $(ldd --version | head -1 | sed 's/.* //') glibc, $CONNECTIONS connections, $ROUNDS rounds"
 echo "$header" >&2
 for ((round = 1; round <= ROUNDS; round++)); do
     for mode in $MODES; do
@@ -51,6 +52,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
         args=(--port "$PORT" --compression "$name")
         [ -n "${comp:-}" ] && args+=(--compressor "$comp")
         [ -n "${decomp:-}" ] && args+=(--decompressor "$decomp")
+        # shellcheck disable=SC2206 # SOCKETS_ECHO_ARGS is split into words on purpose
+        args+=(${SOCKETS_ECHO_ARGS:-})
         info="$out/mallinfo.$round.${mode//:/-}"
         LD_PRELOAD="$out/mallinfo-shim.so" MALLINFO_OUT="$info" "$bin" "${args[@]}" 2>"$out/server.err" &
         server=$!

@@ -39,11 +39,11 @@ public struct HTTPOptions: Sendable, Equatable {
     public var initialReadSize: Int
     /// The largest read buffer a busy connection grows to, in bytes. A connection keeps the
     /// buffer it grew to, so this bounds the memory of a connection that received a burst.
-    /// Default 64 KiB, SwiftNIO's. Larger reads move large messages with less CPU: measured
-    /// (W3, 1 MiB messages, callback API), 3.9–4.3x SwiftNIO's NIOWebSocket echo per
-    /// server CPU-second with 1 MiB against 2.1–2.6x with 64 KiB, in two runs (a message that arrives in one read is
-    /// handed over without reassembly) — at up to 1 MiB held by every connection that once
-    /// received one.
+    /// Default 64 KiB, SwiftNIO's. Larger reads did not move large messages reliably faster
+    /// here (W3 of `Benchmarks/run-echo.sh`, 1 MiB messages: 1 MiB reads measured 3.9–4.3x
+    /// SwiftNIO's NIOWebSocket echo per server CPU-second against 2.1–2.6x with 64 KiB in two
+    /// runs on a loaded machine, and 4.36x for both in a quiet run), and each connection that once
+    /// received a burst keeps a buffer of up to this size.
     public var maxReadSize: Int
 
     /// Creates options; every parameter has the default given on its property.
