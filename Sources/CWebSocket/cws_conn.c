@@ -79,8 +79,12 @@ struct cws_conn {
 };
 
 /* Reassembly capacity kept between messages; a larger buffer is returned to the allocator once
- * its message is delivered, so an idle connection does not hold a big message's memory. */
-#define CWS__KEEP_RBUF 65536u
+ * its message is delivered, so an idle connection does not hold a big message's memory. Small on
+ * purpose: every message inflated in the shared permessage-deflate mode passes through this buffer,
+ * and at 64 KiB (before) a server that had received mixed messages of up to 64 KiB held about that
+ * much per connection (Benchmarks/RESULTS-pmd-memory.md); messages that arrive whole in one read
+ * never use it. */
+#define CWS__KEEP_RBUF 4096u
 
 void cws_config_init(cws_config *cfg, cws_role role) {
     if (cfg == NULL) return;

@@ -178,6 +178,83 @@ static void test_alloc_failure(void) {
     result_free(&expect);
 }
 
+/* Allocator that counts live bytes (a size header before each block). */
+typedef struct byte_count { size_t live, peak; } byte_count;
+static void *bc_alloc(size_t n, void *u) {
+    byte_count *b = u;
+    size_t *p = malloc(n + sizeof(size_t));
+    if (p == NULL) return NULL;
+    *p = n;
+    b->live += n;
+    if (b->live > b->peak) b->peak = b->live;
+    return p + 1;
+}
+static void *bc_realloc(void *q, size_t n, void *u) {
+    byte_count *b = u;
+    if (q == NULL) return bc_alloc(n, u);
+    size_t *p = (size_t *)q - 1, old = *p;
+    size_t *r = realloc(p, n + sizeof(size_t));
+    if (r == NULL) return NULL;
+    *r = n;
+    b->live = b->live - old + n;
+    if (b->live > b->peak) b->peak = b->live;
+    return r + 1;
+}
+static void bc_free(void *q, void *u) {
+    if (q == NULL) return;
+    byte_count *b = u;
+    size_t *p = (size_t *)q - 1;
+    b->live -= *p;
+    free(p);
+}
+
+static void test_reassembly_memory_returned(void) {
+    /* A reassembled message larger than the kept capacity (4 KiB): the engine holds its buffer
+     * while the event borrows it, and gives it back on the next call, so an idle connection holds
+     * no big message's memory. A small reassembled message keeps its buffer (no allocation per
+     * message). */
+    const size_t sizes[] = {1000, 4096, 4097, 32768, 65536};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        context("message of %zu bytes in fragments of 700", n);
+        uint8_t *s = NULL;
+        size_t len = 0, cap = 0, w;
+        cws_fragmenter f;
+        CHECK(cws_fragmenter_init(&f, CWS_OP_BINARY, 0, n, 700) == CWS_OK);
+        uint8_t hdr[CWS_MAX_HEADER_SIZE];
+        uint64_t pl;
+        while (cws_fragmenter_next(&f, hdr, sizeof hdr, &w, &pl, NULL) == CWS_OK) {
+            for (size_t i = 0; i < w; i++) buf_push(&s, &len, &cap, hdr[i]);
+            for (size_t i = 0; i < pl; i++) buf_push(&s, &len, &cap, (uint8_t)i);
+        }
+        byte_count b = {0};
+        cws_allocator a = {bc_alloc, bc_realloc, bc_free, &b};
+        cws_config cfg;
+        cws_config_init(&cfg, CWS_ROLE_CLIENT);
+        cfg.allocator = &a;
+        cws_conn *c = NULL;
+        CHECK(cws_conn_new(&cfg, &c) == CWS_OK);
+        if (c == NULL) { free(s); continue; }
+        size_t engine = b.live, off = 0, consumed = 0;
+        cws_event ev;
+        int st = CWS_WANT_READ;
+        while (off < len) {
+            st = cws_conn_parse(c, s + off, len - off, &consumed, &ev);
+            off += consumed;
+            if (st != CWS_WANT_READ) break;
+        }
+        CHECK(st == CWS_OK && ev.type == CWS_EVENT_BINARY && ev.length == n && ev.in_input == 0);
+        CHECK(b.live >= engine + n); /* the event borrows the reassembled message */
+        st = cws_conn_parse(c, NULL, 0, &consumed, &ev);
+        CHECK(st == CWS_WANT_READ);
+        if (n > 4096) CHECK(b.live == engine); /* given back */
+        else CHECK(b.live <= engine + 4096);   /* kept, within the kept capacity */
+        cws_conn_free(c);
+        CHECK(b.live == 0);
+        free(s);
+    }
+}
+
 static void test_limits(void) {
     /* A message exactly at max_message_size in many fragments is accepted; one byte more is refused
      * on the header of the frame that would pass the limit, with no byte of it stored. */
@@ -223,5 +300,6 @@ void conn_tests(void) {
     run_test("random streams: whole == 1 byte == random chunks", test_random_streams);
     run_test("API arguments", test_api_arguments);
     run_test("limits and reassembly memory", test_limits);
+    run_test("reassembly memory given back after a large message", test_reassembly_memory_returned);
     run_test("failing allocator at every call", test_alloc_failure);
 }
