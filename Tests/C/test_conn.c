@@ -178,6 +178,26 @@ static void test_alloc_failure(void) {
     result_free(&expect);
 }
 
+/* A binary message of n bytes in fragments of at most `frag` bytes, unmasked (as a server sends);
+ * payload byte i is fill(i). The caller frees *out. */
+static void fragmented_message(size_t n, size_t frag, uint8_t (*fill)(size_t), uint8_t **out, size_t *out_len) {
+    uint8_t *s = NULL;
+    size_t len = 0, cap = 0, w;
+    cws_fragmenter f;
+    CHECK(cws_fragmenter_init(&f, CWS_OP_BINARY, 0, n, frag) == CWS_OK);
+    uint8_t hdr[CWS_MAX_HEADER_SIZE];
+    uint64_t pl;
+    size_t at = 0;
+    while (cws_fragmenter_next(&f, hdr, sizeof hdr, &w, &pl, NULL) == CWS_OK) {
+        for (size_t i = 0; i < w; i++) buf_push(&s, &len, &cap, hdr[i]);
+        for (size_t i = 0; i < pl; i++) buf_push(&s, &len, &cap, fill(at++));
+    }
+    *out = s;
+    *out_len = len;
+}
+static uint8_t fill_42(size_t i) { (void)i; return 0x42; }
+static uint8_t fill_index(size_t i) { return (uint8_t)i; }
+
 /* Allocator that counts live bytes (a size header before each block). */
 typedef struct byte_count { size_t live, peak; } byte_count;
 static void *bc_alloc(size_t n, void *u) {
@@ -218,15 +238,8 @@ static void test_reassembly_memory_returned(void) {
         size_t n = sizes[k];
         context("message of %zu bytes in fragments of 700", n);
         uint8_t *s = NULL;
-        size_t len = 0, cap = 0, w;
-        cws_fragmenter f;
-        CHECK(cws_fragmenter_init(&f, CWS_OP_BINARY, 0, n, 700) == CWS_OK);
-        uint8_t hdr[CWS_MAX_HEADER_SIZE];
-        uint64_t pl;
-        while (cws_fragmenter_next(&f, hdr, sizeof hdr, &w, &pl, NULL) == CWS_OK) {
-            for (size_t i = 0; i < w; i++) buf_push(&s, &len, &cap, hdr[i]);
-            for (size_t i = 0; i < pl; i++) buf_push(&s, &len, &cap, (uint8_t)i);
-        }
+        size_t len = 0;
+        fragmented_message(n, 700, fill_index, &s, &len);
         byte_count b = {0};
         cws_allocator a = {bc_alloc, bc_realloc, bc_free, &b};
         cws_config cfg;
@@ -262,15 +275,8 @@ static void test_limits(void) {
         for (int over = 0; over < 2; over++) {
             size_t n = (size_t)limit + (size_t)over;
             uint8_t *s = NULL;
-            size_t len = 0, cap = 0, w;
-            cws_fragmenter f;
-            CHECK(cws_fragmenter_init(&f, CWS_OP_BINARY, 0, n, 7) == CWS_OK);
-            uint8_t hdr[CWS_MAX_HEADER_SIZE];
-            uint64_t pl;
-            while (cws_fragmenter_next(&f, hdr, sizeof hdr, &w, &pl, NULL) == CWS_OK) {
-                for (size_t i = 0; i < w; i++) buf_push(&s, &len, &cap, hdr[i]);
-                for (size_t i = 0; i < pl; i++) buf_push(&s, &len, &cap, 0x42);
-            }
+            size_t len = 0;
+            fragmented_message(n, 7, fill_42, &s, &len);
             tracking t = {.fail_at = -1};
             cws_allocator a = {t_alloc, t_realloc, t_free, &t};
             cws_config cfg;
