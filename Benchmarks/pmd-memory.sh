@@ -20,6 +20,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=Benchmarks/common-echo.sh
+. "$root/Benchmarks/common-echo.sh" # wait_port
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-2000}
 PORT=${PORT:-19301}
@@ -33,16 +35,6 @@ out=$(mktemp -d)
 server=""
 cc -shared -fPIC -O2 "$root/Benchmarks/mallinfo-shim.c" -o "$out/mallinfo-shim.so"
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$out"' EXIT
-
-wait_port() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listening on port $1 after 30 s" >&2
-    return 1
-}
 
 header="${SOCKETS_ECHO_ARGS:+sockets-echo $SOCKETS_ECHO_ARGS, }commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources || echo ' (Sources modified)'), $(nproc) CPUs, $(ldd --version | head -1 | sed 's/.* //') glibc, $CONNECTIONS connections, $ROUNDS rounds"
 echo "$header" >&2
