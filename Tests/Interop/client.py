@@ -978,6 +978,40 @@ def scenario_silent(args):
         conn.close()
 
 
+def write_until_stalled(sock, chunk, args):
+    """Writes `chunk` over and over on the non-blocking `sock` without reading, until the socket has
+    taken nothing for --stall seconds, --limit-seconds or --limit-bytes have passed, or a write
+    failed. Returns (bytes written, whole chunks written, stalled, error or None, start time)."""
+    total = chunks = 0
+    pending = memoryview(chunk)
+    start = time.monotonic()
+    last_progress = start
+    stalled, error = False, None
+    while True:
+        now = time.monotonic()
+        if now - last_progress >= args.stall:
+            stalled = True
+            break
+        if now - start > args.limit_seconds or total > args.limit_bytes:
+            break
+        try:
+            n = sock.send(pending)
+        except BlockingIOError:
+            select.select([], [sock], [], 0.05)
+            continue
+        except OSError as e:
+            error = f"{type(e).__name__}: {e}"
+            break
+        if n > 0:
+            total += n
+            last_progress = time.monotonic()
+            pending = pending[n:]
+            if not pending:
+                chunks += 1
+                pending = memoryview(chunk)
+    return total, chunks, stalled, error, start
+
+
 def scenario_flood(args):
     """Writes masked 64 KB binary frames without reading, in non-blocking mode, until the socket
     has refused to take more for --stall seconds; reports the bytes the kernel accepted. If the
@@ -990,34 +1024,9 @@ def scenario_flood(args):
         frame = build_frame(OP_BINARY, os.urandom(args.frame_size))
         sock = conn.sock
         sock.setblocking(False)
-        total = 0
-        frames = 0
-        pending = memoryview(frame)
-        start = time.monotonic()
-        last_progress = start
-        stalled = False
-        while True:
-            now = time.monotonic()
-            if now - last_progress >= args.stall:
-                stalled = True
-                break
-            if now - start > args.limit_seconds or total > args.limit_bytes:
-                break
-            try:
-                n = sock.send(pending)
-            except BlockingIOError:
-                select.select([], [sock], [], 0.05)
-                continue
-            except OSError as e:
-                return {"handshake_status": 101, "total_bytes": total, "frames": frames,
-                        "error": f"{type(e).__name__}: {e}"}
-            if n > 0:
-                total += n
-                last_progress = time.monotonic()
-                pending = pending[n:]
-                if not pending:
-                    frames += 1
-                    pending = memoryview(frame)
+        total, frames, stalled, error, start = write_until_stalled(sock, frame, args)
+        if error is not None:
+            return {"handshake_status": 101, "total_bytes": total, "frames": frames, "error": error}
         return {
             "handshake_status": 101,
             "total_bytes": total,
@@ -1114,28 +1123,7 @@ def scenario_ping_flood(args):
         batch = b"".join(build_frame(OP_PING, b"x" * 125) for _ in range(500))
         sock = conn.sock
         sock.setblocking(False)
-        total, pending = 0, memoryview(batch)
-        start = time.monotonic()
-        last_progress = start
-        stalled, error = False, None
-        while True:
-            now = time.monotonic()
-            if now - last_progress >= args.stall:
-                stalled = True
-                break
-            if now - start > args.limit_seconds or total > args.limit_bytes:
-                break
-            try:
-                n = sock.send(pending)
-            except BlockingIOError:
-                select.select([], [sock], [], 0.05)
-                continue
-            except OSError as e:
-                error = f"{type(e).__name__}: {e}"
-                break
-            total += n
-            last_progress = time.monotonic()
-            pending = pending[n:] if n < len(pending) else memoryview(batch)
+        total, _, stalled, error, start = write_until_stalled(sock, batch, args)
         flood_seconds = round(time.monotonic() - start, 3)
         time.sleep(args.seconds)
         sock.setblocking(True)

@@ -347,8 +347,10 @@ final class Site: Sendable {
     }
 }
 
-func withRunning(_ app: App, _ body: (Int) async throws -> Void) async throws {
-    let running = try await app.start(host: "127.0.0.1", port: 0)
+/// Runs `body` with `app` started on a free port of 127.0.0.1 (over TLS when given), and always
+/// shuts it down.
+func withRunning(_ app: App, tls: ServerTLS? = nil, _ body: (Int) async throws -> Void) async throws {
+    let running = try await app.start(host: "127.0.0.1", port: 0, tls: tls)
     do {
         try await body(running.port)
     } catch {

@@ -146,7 +146,7 @@ struct ClientTests {
         app.get("/echo", try Sockets.messages(options)) { _, socket in
             for await m in socket.receiver { try await socket.send(m) }
         }
-        try await Self.serving(app) { port in try await againstOwnServer(port: port) }
+        try await withRunning(app) { port in try await againstOwnServer(port: port) }
     }
 
     private func againstOwnServer(port: Int) async throws {
@@ -319,7 +319,7 @@ struct ClientTests {
             for await m in socket.receiver { try await socket.send(m) }
         }
         let tls = try ServerTLS(certificateChainFile: pki.certificate, privateKeyFile: pki.key)
-        try await Self.serving(app, tls: tls) { port in try await tlsRoundTrips(port: port, pki: pki) }
+        try await withRunning(app, tls: tls) { port in try await tlsRoundTrips(port: port, pki: pki) }
     }
 
     private func tlsRoundTrips(port: Int, pki: TestPKI) async throws {
@@ -413,7 +413,7 @@ struct ClientTests {
             await socket.disconnect(.internalError, reason: "no")
         }
         let tls = try ServerTLS(certificateChainFile: pki.certificate, privateKeyFile: pki.key)
-        try await Self.serving(app, tls: tls) { port in
+        try await withRunning(app, tls: tls) { port in
             // End of input one second after the lines: a channel-API server that reads two
             // messages and the close in one read answers the close without the echoes (a server
             // issue, reported separately; the callback API does not have it).
@@ -445,18 +445,6 @@ struct ClientTests {
             return candidate.path
         }
         throw TestFailure("\(name) not found next to \(CommandLine.arguments[0]); build it with swift build --build-tests")
-    }
-
-    /// Runs `body` with the app started on a free port, and always shuts it down.
-    static func serving(_ app: App, tls: ServerTLS? = nil, _ body: (Int) async throws -> Void) async throws {
-        let running = try await app.start(host: "127.0.0.1", port: 0, tls: tls)
-        do {
-            try await body(running.port)
-        } catch {
-            await running.shutdown()
-            throw error
-        }
-        await running.shutdown()
     }
 
     static func json(_ message: WebSocketMessage?) throws -> [String: Any] {

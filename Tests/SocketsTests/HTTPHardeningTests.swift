@@ -23,14 +23,7 @@ extension InteropTests {
                 try await socket.send(message)
             }
         }
-        let running = try await app.start(host: "127.0.0.1", port: 0)
-        do {
-            try await body(running.port)
-        } catch {
-            await running.shutdown()
-            throw error
-        }
-        await running.shutdown()
+        try await withRunning(app, body)
     }
 
     /// The server still answers a plain GET and upgrades a socket that echoes.

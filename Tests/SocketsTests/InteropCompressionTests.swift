@@ -106,15 +106,11 @@ extension InteropTests {
         let app = App(logger: log.logger("pmd"))
         let setup = Self.compressedEcho(.shared)
         try setup(app)
-        let running = try await app.start(host: "127.0.0.1", port: 0)
-        let r: InteropJSON
-        do {
-            r = try await InteropClient.run("pmd_keeps_context", "ws://127.0.0.1:\(running.port)/bytes", ["--clients", "4"])
-        } catch {
-            await running.shutdown()
-            throw error
+        var result: InteropJSON?
+        try await withRunning(app) { port in
+            result = try await InteropClient.run("pmd_keeps_context", "ws://127.0.0.1:\(port)/bytes", ["--clients", "4"])
         }
-        await running.shutdown()
+        let r = try #require(result)
         #expect(r["good_agreed"].string == "permessage-deflate; server_no_context_takeover; client_no_context_takeover", "\(r)")
         #expect(r["good_before"].array.count == 4 && r["good_before"].array.allSatisfy { $0.bool == true }, "\(r)")
         let bad = r["bad"]

@@ -18,7 +18,7 @@ struct MetricsTests {
         app.get("/echo", try Sockets.messages(options)) { _, socket in
             for await m in socket.receiver { try await socket.send(m) }
         }
-        try await ClientTests.serving(app) { port in
+        try await withRunning(app) { port in
             let url = URL(string: "ws://127.0.0.1:\(port)/echo")!
             var clientOptions = Options(logLevel: .error, closeTimeout: .milliseconds(500))
             clientOptions.compression = CompressionSettings(threshold: 100)

@@ -307,14 +307,7 @@ struct NewcomerTests {
 
     func withApp(_ app: App, _ setup: (App) throws -> Void, _ body: (Int) async throws -> Void) async throws {
         try setup(app)
-        let running = try await app.start(host: "127.0.0.1", port: 0)
-        do {
-            try await body(running.port)
-        } catch {
-            await running.shutdown()
-            throw error
-        }
-        await running.shutdown()
+        try await withRunning(app, body)
     }
 }
 
