@@ -94,8 +94,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// has room (``resumeReading(context:)``). The socket is still read meanwhile, so the peer's
     /// pings are answered, its close is seen and a silent peer is timed out by pongWait; reading
     /// stops only once `heldCost` reaches `holdLimit` (one maxMessageSize, plus what the last
-    /// read brought). Slices of a read buffer are copied, so they do not pin it.
-    private var held = CircularBuffer<WebSocketInbound>()
+    /// read brought). Slices of a read buffer are copied, so they do not pin it. No storage until
+    /// something is held (an idle connection holds none), and none again once it is all taken.
+    private var held = HeldMessages()
     private var heldCost = 0
     private let holdLimit: Int
     /// What one held message costs beyond its bytes, so that empty messages are bounded too.
@@ -191,6 +192,15 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Puts an application on top of the handler (the channel layer's socket). Call it on the
     /// event loop before the first read is handled, e.g. from a route's `onUpgrade`.
+    /// The sender of a connection whose application is attached next (the channel layer makes
+    /// its socket with it first), or nil when the handler has left its pipeline (the connection
+    /// is gone). On the event loop.
+    package func makeSender(queueCapacity: Int) -> WebSocketSender? {
+        guard let context, !opened else { return nil }
+        self.queueCapacity = queueCapacity
+        return sender(context: context)
+    }
+
     package func attach(_ application: any WebSocketApplication, queueCapacity: Int) {
         self.application = application
         self.queueCapacity = queueCapacity
@@ -415,7 +425,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// The connection is ending without the application taking them: let the held messages go.
     private func dropHeld() {
-        held.removeAll()
+        held = HeldMessages()
         heldCost = 0
     }
 
@@ -955,5 +965,25 @@ extension TimeAmount {
         }
         let (sum, overflow2) = ns.addingReportingOverflow(attoseconds / 1_000_000_000)
         self = .nanoseconds(overflow2 ? (ns < 0 ? .min : .max) : sum)
+    }
+}
+
+/// The messages a handler holds for an application that is not reading: a FIFO queue that
+/// allocates nothing while empty (most connections never hold a message).
+struct HeldMessages {
+    private var buffer: CircularBuffer<WebSocketInbound>?
+
+    var isEmpty: Bool { buffer?.isEmpty ?? true }
+
+    mutating func append(_ message: WebSocketInbound) {
+        if buffer == nil { buffer = CircularBuffer(initialCapacity: 4) }
+        buffer!.append(message)
+    }
+
+    /// The oldest message; the storage is let go with the last one.
+    mutating func popFirst() -> WebSocketInbound? {
+        guard let first = buffer?.popFirst() else { return nil }
+        if buffer!.isEmpty { buffer = nil }
+        return first
     }
 }
