@@ -143,7 +143,7 @@ public final class App: Sendable {
         let spec = SocketSpec(checked: spec.codec, options: withAppLogger(spec.options))
         do {
             let endpoint = SocketEndpoint(options: spec.options, route: try spec.options.route()) { channel, request in
-                try spec.start(channel: channel, request: request) { socket in try await handler(request.params, socket) }
+                try spec.start(channel: channel, request: request, handler: .params(handler))
             }
             core.add(Route(method: nil, pattern: try PathPattern(path), target: .socket(handlers, endpoint)))
         } catch {

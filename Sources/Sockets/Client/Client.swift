@@ -42,10 +42,7 @@ extension WebSocketClient {
         return try await connect(to: url, configuration: spec.options.configuration, options: options,
                                  eventLoopGroup: eventLoopGroup) { response, head, channel, handler in
             let request = SocketRequest(head: head, params: [:], remoteAddress: channel.remoteAddress, subprotocol: response.subprotocol)
-            let bridge = SocketBridge(spec: spec, request: request, allocator: channel.allocator)
-            handler.attach(bridge, queueCapacity: spec.options.sendChannelBuffer)
-            guard let socket = bridge.socket else { throw WebSocketError.closed }
-            return socket
+            return try spec.attachSocket(to: handler, request: request, allocator: channel.allocator)
         }
     }
 }

@@ -28,7 +28,7 @@ extension SocketSpec {
     public func route(_ handler: @escaping @Sendable (Socket<Message>) async throws -> Void) throws(OptionsError) -> WebSocketRoute {
         try options.route { channel, head, acceptance in
             let request = SocketRequest(head: head, params: [:], remoteAddress: channel.remoteAddress, subprotocol: acceptance.subprotocol)
-            let work = try start(channel: channel, request: request, handler: handler)
+            let work = try start(channel: channel, request: request, handler: .socket(handler))
             Task { await work() }
         }
     }
@@ -44,25 +44,39 @@ extension SocketSpec {
     func start(
         channel: any Channel,
         request: SocketRequest,
-        handler: @escaping @Sendable (Socket<Message>) async throws -> Void
+        handler: SocketHandlerCall<Message>
     ) throws -> @Sendable () async -> Void {
         let webSocketHandler = try channel.pipeline.syncOperations.handler(type: WebSocketHandler.self)
         // The connection's log: the route's logger and level, with the connection's metadata.
         let log = webSocketHandler.connectionLog
-        let bridge = SocketBridge(spec: self, request: request, allocator: channel.allocator)
-        webSocketHandler.attach(bridge, queueCapacity: options.sendChannelBuffer)
-        guard let socket = bridge.socket else { throw WebSocketError.closed }
+        let socket = try attachSocket(to: webSocketHandler, request: request, allocator: channel.allocator)
         return { await Self.run(handler, socket, log) }
+    }
+
+    /// Makes the connection's ``Socket`` and attaches it to the handler (on the channel's event
+    /// loop). Throws `WebSocketError.closed` when the connection is already gone.
+    func attachSocket(to handler: WebSocketHandler, request: SocketRequest,
+                      allocator: ByteBufferAllocator) throws -> Socket<Message> {
+        guard let sender = handler.makeSender(queueCapacity: options.sendChannelBuffer) else {
+            throw WebSocketError.closed
+        }
+        let socket = Socket(request: request, sender: sender, allocator: allocator, codec: codec,
+                            maxMessageSize: options.maxMessageSize, recvChannelBuffer: options.recvChannelBuffer)
+        handler.attach(SocketBridge(socket: socket), queueCapacity: options.sendChannelBuffer)
+        return socket
     }
 
     // The connection's task is suspended in here for the connection's whole life, so its async
     // frame is memory per connection: the logging is kept in synchronous functions apart, whose
     // locals live on the thread's stack for the moment they run (frame 496 B -> 112 B in a
     // release build; an idle echo connection still holds three 1 KiB task-allocator slabs).
-    private static func run(_ handler: @Sendable (Socket<Message>) async throws -> Void, _ socket: Socket<Message>,
+    private static func run(_ handler: SocketHandlerCall<Message>, _ socket: Socket<Message>,
                             _ log: ConnectionLog) async {
         do {
-            try await handler(socket)
+            switch handler {
+            case .socket(let handler): try await handler(socket)
+            case .params(let handler): try await handler(socket.request.params, socket)
+            }
         } catch {
             if handlerThrew(error, socket, log) { await socket.disconnect(.internalError, reason: "handler error") }
         }
@@ -90,34 +104,26 @@ extension SocketSpec {
     }
 }
 
+/// A route's handler, called once per connection by `SocketSpec.run`: as the channel layer's
+/// `route` takes it, or with the path parameters first (the App's routes). An enum rather than a
+/// wrapping closure: a closure context and two async frames fewer per connection.
+enum SocketHandlerCall<Message: Sendable>: Sendable {
+    case socket(@Sendable (Socket<Message>) async throws -> Void)
+    case params(@Sendable ([String: String], Socket<Message>) async throws -> Void)
+}
+
 /// The channel layer on top of a connection's handler: decodes each message once, on the event
 /// loop, into the socket's inbox; holds the socket back when the inbox is full; reports failures
-/// in order; ends the socket with the state machine's outcome.
+/// in order; ends the socket with the state machine's outcome. Holds only the socket (made before
+/// it is attached, with the handler's sender): it is memory per connection.
 final class SocketBridge<Message: Sendable>: WebSocketApplication {
-    // What the bridge needs of the route's spec, not the spec itself: a connection holds no copy
-    // of the route's options.
-    let codec: SocketCodec<Message>
-    let maxMessageSize: Int
-    let recvChannelBuffer: Int
-    let request: SocketRequest
-    let allocator: ByteBufferAllocator
-    private(set) var socket: Socket<Message>?
+    let socket: Socket<Message>
 
-    init(spec: SocketSpec<Message>, request: SocketRequest, allocator: ByteBufferAllocator) {
-        self.codec = spec.codec
-        self.maxMessageSize = spec.options.maxMessageSize
-        self.recvChannelBuffer = spec.options.recvChannelBuffer
-        self.request = request
-        self.allocator = allocator
-    }
+    init(socket: Socket<Message>) { self.socket = socket }
 
-    func open(_ connection: WebSocketConnection) {
-        socket = Socket(request: request, sender: connection.sender, allocator: allocator, codec: codec,
-                        maxMessageSize: maxMessageSize, recvChannelBuffer: recvChannelBuffer)
-    }
+    func open(_ connection: WebSocketConnection) {}
 
     func message(_ connection: WebSocketConnection, _ message: WebSocketMessage) {
-        guard let socket else { return }
         let isText: Bool
         let payload: ByteBuffer
         switch message {
@@ -125,7 +131,7 @@ final class SocketBridge<Message: Sendable>: WebSocketApplication {
         case .binary(let b): (isText, payload) = (false, b)
         }
         do throws(SocketCodec<Message>.DecodeFailure) {
-            let decoded = try codec.decode(isText, payload)
+            let decoded = try socket.codec.decode(isText, payload)
             if socket.inbox.push(message: decoded) { connection.pauseReading() }
         } catch {
             switch error {
@@ -140,12 +146,11 @@ final class SocketBridge<Message: Sendable>: WebSocketApplication {
     }
 
     func ending(_ connection: WebSocketConnection, _ report: WebSocketInbound) {
-        guard let socket else { return }
         if case .failed(let error) = report { socket.inbox.push(error: error) }
     }
 
     var holdsUnansweredMessages: Bool {
-        guard let socket, socket.inbox.holdsUnanswered else { return false }
+        guard socket.inbox.holdsUnanswered else { return false }
         socket.inbox.holdClose()
         return true
     }
@@ -153,10 +158,10 @@ final class SocketBridge<Message: Sendable>: WebSocketApplication {
     func drain(_ connection: WebSocketConnection) {}
 
     func pong(_ connection: WebSocketConnection) {
-        socket?.pongReceived()
+        socket.pongReceived()
     }
 
     func closed(_ connection: WebSocketConnection, _ result: CloseResult) {
-        socket?.connectionEnded(result)
+        socket.connectionEnded(result)
     }
 }

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import SocketsCore
 
 /// The ordered inbox behind a socket's `receiver`, `errors`, `events` and `done`.
 ///
@@ -12,8 +13,8 @@ import NIOConcurrencyHelpers
 /// view takes it first, like a value received from a Go channel.
 ///
 /// Bounds: when `capacity` messages wait unread, `push(message:)` tells the producer (the
-/// connection's event loop) to stop reading the socket, and `onRoom` resumes it once readers took
-/// half of them. Errors never stop the producer; at most `capacity` of them are kept (the oldest
+/// connection's event loop) to stop reading the socket, and the inbox resumes it (through the
+/// connection's sender) once readers took half of them. Errors never stop the producer; at most `capacity` of them are kept (the oldest
 /// is dropped), so a peer sending endless bad messages cannot grow memory.
 ///
 /// Not generic: a message is held as `any Sendable` (inline for values of up to three words, such
@@ -36,13 +37,42 @@ final class Inbox: Sendable {
         let continuation: UnsafeContinuation<Entry?, Never>
     }
 
+    /// The readers waiting, oldest first: the first inline (one reader waiting is the idle
+    /// connection's state, and an array would be an allocation per connection), more after it.
+    private struct Waiters {
+        private var first: Waiter?
+        private var rest: [Waiter] = []
+
+        mutating func append(_ waiter: Waiter) {
+            if first == nil { first = waiter } else { rest.append(waiter) }
+        }
+
+        /// Removes and returns the oldest waiter that `matches`.
+        mutating func removeFirst(where matches: (Waiter) -> Bool) -> Waiter? {
+            guard let head = first else { return nil }
+            if matches(head) {
+                first = rest.isEmpty ? nil : rest.removeFirst()
+                return head
+            }
+            guard let i = rest.firstIndex(where: matches) else { return nil }
+            return rest.remove(at: i)
+        }
+
+        /// Removes and returns every waiter, oldest first.
+        mutating func removeAll() -> [Waiter] {
+            guard let head = first else { return [] }
+            defer { self = Waiters() }
+            return [head] + rest
+        }
+    }
+
     private struct State {
         var entries: [Entry] = []
         var head = 0
         var messageCount = 0
         var errorCount = 0
         var finished: CloseResult? = nil
-        var waiters: [Waiter] = []
+        var waiters = Waiters()
         var doneWaiters: [(UInt64, UnsafeContinuation<CloseResult, Never>)] = []
         var nextID: UInt64 = 0
         var doneDelivered = false
@@ -53,20 +83,25 @@ final class Inbox: Sendable {
         var answering = false
         /// The connection's close waits until the messages before it are answered.
         var closeHeld = false
+        /// The socket's pings waiting for a pong (under the same lock: no allocation of their own).
+        var pings = PingSlots()
     }
 
     private let state = NIOLockedValueBox(State())
     let capacity: Int
-    /// Called (on any thread) when messages were taken after the producer paused.
-    private let onRoom: @Sendable () -> Void
-    /// Called (on any thread) when a held close may go: every message before it is answered.
-    private let onCaughtUp: @Sendable () -> Void
+    /// The connection's sender (nil in tests): told, from any thread, when messages were taken
+    /// after the producer paused (`resumeReading`) and when a held close may go because every
+    /// message before it is answered (`caughtUp`). Held as a value, not in closures: a closure
+    /// context per callback was memory per connection.
+    private let sender: WebSocketSender?
 
-    init(capacity: Int, onRoom: @escaping @Sendable () -> Void = {}, onCaughtUp: @escaping @Sendable () -> Void = {}) {
+    init(capacity: Int, sender: WebSocketSender?) {
         self.capacity = max(1, capacity)
-        self.onRoom = onRoom
-        self.onCaughtUp = onCaughtUp
+        self.sender = sender
     }
+
+    private func onRoom() { sender?.resumeReading() }
+    private func onCaughtUp() { sender?.caughtUp() }
 
     // MARK: Producer side (the connection's event loop)
 
@@ -117,8 +152,7 @@ final class Inbox: Sendable {
             guard s.finished == nil else { return ([], []) }
             s.finished = code
             // Readers still waiting now can only be waiting for entries that will never come.
-            let w = s.waiters
-            s.waiters = []
+            let w = s.waiters.removeAll()
             let d = s.doneWaiters
             s.doneWaiters = []
             return (w, d)
@@ -130,9 +164,9 @@ final class Inbox: Sendable {
     private func deliver(_ entry: Entry) {
         let waiter: Waiter? = state.withLockedValue { s in
             guard s.finished == nil else { return nil }
-            if let i = s.waiters.firstIndex(where: { $0.want == .any || ($0.want == .message) == entry.isMessage }) {
+            if let w = s.waiters.removeFirst(where: { $0.want == .any || ($0.want == .message) == entry.isMessage }) {
                 if entry.isMessage { s.answering = true }
-                return s.waiters.remove(at: i)
+                return w
             }
             if !entry.isMessage && s.errorCount >= capacity {
                 // Drop the oldest error to stay bounded.
@@ -188,8 +222,7 @@ final class Inbox: Sendable {
             }
         } onCancel: {
             let w = state.withLockedValue { s -> Waiter? in
-                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.waiters.remove(at: i)
+                s.waiters.removeFirst(where: { $0.id == id })
             }
             w?.continuation.resume(returning: nil)
         }
@@ -292,5 +325,70 @@ extension Inbox.Entry {
     var isMessage: Bool {
         if case .message = self { return true }
         return false
+    }
+}
+
+/// The pings a socket waits answers for: each registered, then waited for once, and ended once,
+/// by a pong (all at once), the timeout, or the end of the connection. Kept in the inbox's state,
+/// under its lock; empty (no storage) while the socket sends no ping.
+struct PingSlots {
+    enum Slot {
+        case pending
+        case waiting(CheckedContinuation<Void, any Error>)
+        case ended((any Error)?)
+    }
+    var next: UInt64 = 0
+    var slots: [UInt64: Slot] = [:]
+}
+
+extension Inbox {
+    func registerPing() -> UInt64 {
+        state.withLockedValue { s in
+            s.pings.next += 1
+            s.pings.slots[s.pings.next] = .pending
+            return s.pings.next
+        }
+    }
+
+    func waitPing(_ id: UInt64) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let ended: Result<Void, any Error>? = state.withLockedValue { s in
+                switch s.pings.slots[id] {
+                case .ended(let error)?:
+                    s.pings.slots[id] = nil
+                    return error.map { .failure($0) } ?? .success(())
+                case .pending?:
+                    s.pings.slots[id] = .waiting(c)
+                    return nil
+                case .waiting?, nil:
+                    return .failure(WebSocketError.closed)
+                }
+            }
+            if let ended { c.resume(with: ended) }
+        }
+    }
+
+    func failPing(_ id: UInt64, _ error: any Error) { endPings([id], error) }
+    func answerPings() { endPings(nil, nil) }
+    func failPings(_ error: any Error) { endPings(nil, error) }
+
+    private func endPings(_ ids: [UInt64]?, _ error: (any Error)?) {
+        let resume = state.withLockedValue { s -> [CheckedContinuation<Void, any Error>] in
+            guard !s.pings.slots.isEmpty else { return [] }
+            var out: [CheckedContinuation<Void, any Error>] = []
+            for id in ids ?? Array(s.pings.slots.keys) {
+                switch s.pings.slots[id] {
+                case .pending?: s.pings.slots[id] = .ended(error)
+                case .waiting(let c)?:
+                    s.pings.slots[id] = nil
+                    out.append(c)
+                case .ended?, nil: break
+                }
+            }
+            return out
+        }
+        for c in resume {
+            if let error { c.resume(throwing: error) } else { c.resume() }
+        }
     }
 }

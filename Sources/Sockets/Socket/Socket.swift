@@ -3,20 +3,65 @@ public import NIOHTTP1
 import NIOConcurrencyHelpers
 
 /// What the handler of a socket route can know about the request that opened the connection.
+///
+/// A socket keeps it for the whole connection, so it is kept packed: the URI, the headers and the
+/// path parameters in one buffer (one allocation, where the parsed head held an array and a
+/// string per long name or value: about 0.85 KiB per idle connection). ``head``, ``headers``
+/// and ``params`` are rebuilt from it on each use: read them once and keep the value where they
+/// are needed often.
 public struct SocketRequest: Sendable {
-    /// The request head (method, URI, headers).
-    public let head: HTTPRequestHead
-    /// Path parameters from the route pattern (`:name`, and `*` for a catch-all).
-    public let params: [String: String]
+    private let method: HTTPMethod
+    private let version: HTTPVersion
+    /// The URI, the headers and the parameters: see `Packed`.
+    private let packed: [UInt8]
     /// The peer's address, when known.
     public let remoteAddress: SocketAddress?
     /// The subprotocol agreed in the handshake, if any.
     public let subprotocol: String?
 
-    /// The request's headers.
-    public var headers: HTTPHeaders { head.headers }
+    init(head: HTTPRequestHead, params: [String: String], remoteAddress: SocketAddress?, subprotocol: String?) {
+        self.method = head.method
+        self.version = head.version
+        self.packed = Packed.pack(uri: head.uri, headers: head.headers, params: params)
+        self.remoteAddress = remoteAddress
+        self.subprotocol = subprotocol
+    }
+
+    /// The request head (method, URI, headers), rebuilt on each use.
+    public var head: HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+    }
+
+    /// Path parameters from the route pattern (`:name`, and `*` for a catch-all), rebuilt on each
+    /// use.
+    public var params: [String: String] {
+        var result: [String: String] = [:]
+        Packed.read(packed) { _, _, params in
+            result.reserveCapacity(params.count)
+            for (name, value) in params { result[name] = value }
+        }
+        return result
+    }
+
+    /// The request's headers, rebuilt on each use.
+    public var headers: HTTPHeaders {
+        var result = HTTPHeaders()
+        Packed.read(packed) { _, headers, _ in
+            result.reserveCapacity(headers.count)
+            for (name, value) in headers { result.add(name: name, value: value) }
+        }
+        return result
+    }
+
+    /// The request URI (path and query).
+    public var uri: String {
+        var result = ""
+        Packed.read(packed) { uri, _, _ in result = uri }
+        return result
+    }
+
     /// The request path, without the query.
-    public var path: String { String(RequestTarget.path(of: head.uri)) }
+    public var path: String { String(RequestTarget.path(of: uri)) }
 
     /// The query parameters of the request URI (`/chat?room=go&user=ann` gives
     /// `["room": "go", "user": "ann"]`), percent-decoded, `+` read as a space. When a name comes
@@ -24,7 +69,7 @@ public struct SocketRequest: Sendable {
     /// has the value `""`.
     public var query: [String: String] {
         var result: [String: String] = [:]
-        for (name, value) in QueryString.pairs(of: head.uri) where result[name] == nil { result[name] = value }
+        for (name, value) in QueryString.pairs(of: uri) where result[name] == nil { result[name] = value }
         return result
     }
 
@@ -33,7 +78,65 @@ public struct SocketRequest: Sendable {
     ///
     /// - Parameter name: the parameter's name, as decoded.
     public func queryValues(_ name: String) -> [String] {
-        QueryString.pairs(of: head.uri).filter { $0.0 == name }.map(\.1)
+        QueryString.pairs(of: uri).filter { $0.0 == name }.map(\.1)
+    }
+}
+
+/// A request's URI, headers and path parameters in one byte buffer: the URI, the number of
+/// headers, each name and value, the number of parameters, each name and value; every string is
+/// its UTF-8 length (4 bytes, little-endian) and its bytes.
+enum Packed {
+    static func pack(uri: String, headers: HTTPHeaders, params: [String: String]) -> [UInt8] {
+        var size = 4 + uri.utf8.count + 8
+        for (name, value) in headers { size += 8 + name.utf8.count + value.utf8.count }
+        for (name, value) in params { size += 8 + name.utf8.count + value.utf8.count }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        func put(_ n: Int) { withUnsafeBytes(of: UInt32(n).littleEndian) { out.append(contentsOf: $0) } }
+        func put(_ s: String) {
+            put(s.utf8.count)
+            out.append(contentsOf: s.utf8)
+        }
+        put(uri)
+        put(headers.count)
+        for (name, value) in headers {
+            put(name)
+            put(value)
+        }
+        put(params.count)
+        for (name, value) in params {
+            put(name)
+            put(value)
+        }
+        return out
+    }
+
+    /// Unpacks: `body` gets the URI, the headers and the parameters.
+    static func read(_ packed: [UInt8], _ body: (String, [(String, String)], [(String, String)]) -> Void) {
+        packed.withUnsafeBytes { raw in
+            var at = 0
+            func int() -> Int {
+                let n = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+                at += 4
+                return Int(UInt32(littleEndian: n))
+            }
+            func string() -> String {
+                let n = int()
+                defer { at += n }
+                return String(decoding: UnsafeRawBufferPointer(rebasing: raw[at..<at + n]), as: UTF8.self)
+            }
+            func pairs() -> [(String, String)] {
+                let count = int()
+                var result: [(String, String)] = []
+                result.reserveCapacity(count)
+                for _ in 0..<count { result.append((string(), string())) }
+                return result
+            }
+            let uri = string()
+            let headers = pairs()
+            let params = pairs()
+            body(uri, headers, params)
+        }
     }
 }
 
@@ -117,10 +220,9 @@ public final class Socket<Message: Sendable>: Sendable {
     public let request: SocketRequest
     let inbox: Inbox
     private let output: WebSocketSender
-    private let codec: SocketCodec<Message>
+    let codec: SocketCodec<Message>
     private let allocator: ByteBufferAllocator
     private let maxMessageSize: Int
-    private let pings = PingWaiters()
 
     init(request: SocketRequest, sender: WebSocketSender, allocator: ByteBufferAllocator, codec: SocketCodec<Message>,
          maxMessageSize: Int, recvChannelBuffer: Int) {
@@ -129,9 +231,7 @@ public final class Socket<Message: Sendable>: Sendable {
         self.codec = codec
         self.allocator = allocator
         self.maxMessageSize = maxMessageSize
-        self.inbox = Inbox(capacity: recvChannelBuffer,
-                           onRoom: { sender.resumeReading() },
-                           onCaughtUp: { sender.caughtUp() })
+        self.inbox = Inbox(capacity: recvChannelBuffer, sender: sender)
     }
 
     /// The subprotocol agreed in the handshake, if any.
@@ -254,29 +354,29 @@ public final class Socket<Message: Sendable>: Sendable {
     public func ping(timeout: Duration = .seconds(10)) async throws -> Duration {
         let clock = ContinuousClock()
         let start = clock.now
-        let id = pings.register()
+        let id = inbox.registerPing()
         guard !inbox.isFinished, output.enqueue(.ping(ByteBuffer()), compress: false) else {
-            pings.fail(id, WebSocketError.closed)
-            _ = try? await pings.wait(id)
+            inbox.failPing(id, WebSocketError.closed)
+            _ = try? await inbox.waitPing(id)
             throw WebSocketError.closed
         }
-        let pings = self.pings
+        let inbox = self.inbox
         let timer = Task {
             try await Task.sleep(for: timeout)
-            pings.fail(id, WebSocketError.pingTimeout)
+            inbox.failPing(id, WebSocketError.pingTimeout)
         }
         defer { timer.cancel() }
-        try await pings.wait(id)
+        try await inbox.waitPing(id)
         return clock.now - start
     }
 
     /// Called on the event loop when a pong arrives: every ping sent so far is answered.
-    func pongReceived() { pings.answerAll() }
+    func pongReceived() { inbox.answerPings() }
 
     /// Called when the connection has ended, with the outcome the connection's state machine
     /// recorded (the peer's close code and reason, the failure's, the code we sent, or 1006).
     func connectionEnded(_ result: CloseResult) {
-        pings.failAll(WebSocketError.closed)
+        inbox.failPings(WebSocketError.closed)
         inbox.finish(result)
     }
 
@@ -310,7 +410,17 @@ public final class Socket<Message: Sendable>: Sendable {
 /// once, to whichever view takes it first; every view ends when the connection does (or when the
 /// iterating task is cancelled).
 public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequence, Sendable {
-    enum View: Sendable { case messages, errors, events }
+    enum View: Sendable {
+        case messages, errors, events
+
+        var want: Inbox.Want {
+            switch self {
+            case .messages: return .message
+            case .errors: return .error
+            case .events: return .any
+            }
+        }
+    }
     let inbox: Inbox
     let view: View
 
@@ -324,99 +434,49 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
         var ended = false
 
         /// The next element, or nil at the end.
-        public mutating func next() async -> Element? {
+        public mutating func next() async -> Element? { await next(isolation: nil) }
+
+        /// The next element, or nil at the end (what `for await` calls).
+        ///
+        /// An idle connection's task is suspended in here, so this async frame, like every frame
+        /// under it, is memory per connection: the entry is converted in synchronous code apart,
+        /// whose generic temporaries live on the thread's stack for a moment.
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
             if ended { return nil }
-            let entry: Inbox.Entry?
-            switch view {
-            case .messages: entry = await inbox.take(.message)
-            case .errors: entry = await inbox.take(.error)
-            case .events: entry = await inbox.take(.any)
-            }
+            let entry = await inbox.take(view.want)
+            if view == .events, case .none = entry { return await lastEvent() }
+            return Self.convert(entry, view, ended: &ended)
+        }
+
+        /// `.done` once the inbox is over, for `events`.
+        private nonisolated(nonsending) mutating func lastEvent() async -> Element? {
+            ended = true
+            if let result = inbox.takeDone() { return Self.done(result) }
+            if Task.isCancelled { return nil }
+            return Self.done(await inbox.waitDone())
+        }
+
+        @inline(never)
+        private static func convert(_ entry: Inbox.Entry?, _ view: View, ended: inout Bool) -> Element? {
             switch (view, entry) {
             case (.messages, .message(let m)?): return m as? Element
             case (.errors, .error(let e)?): return e as? Element
             case (.events, .message(let m)?): return SocketEvent<Message>.message(m as! Message) as? Element
             case (.events, .error(let e)?): return SocketEvent<Message>.error(e) as? Element
-            case (.events, nil):
-                ended = true
-                if let result = inbox.takeDone() { return SocketEvent<Message>.done(result) as? Element }
-                if Task.isCancelled { return nil }
-                return SocketEvent<Message>.done(await inbox.waitDone()) as? Element
             default:
                 ended = true
                 return nil
             }
         }
+
+        @inline(never)
+        private static func done(_ result: CloseResult) -> Element? { SocketEvent<Message>.done(result) as? Element }
     }
 }
 
 extension WebSocketError {
     /// ``Socket/ping(timeout:)`` got no pong within its timeout (the connection stays open).
     public static let pingTimeout = WebSocketError(code: .goingAway, reason: "no pong within the ping's timeout")
-}
-
-/// The pings a socket waits answers for: each registered, then waited for once, and ended once,
-/// by a pong (all at once), the timeout, or the end of the connection.
-final class PingWaiters: Sendable {
-    private enum Slot {
-        case pending
-        case waiting(CheckedContinuation<Void, any Error>)
-        case ended((any Error)?)
-    }
-    private struct State {
-        var next: UInt64 = 0
-        var slots: [UInt64: Slot] = [:]
-    }
-    private let state = NIOLockedValueBox(State())
-
-    func register() -> UInt64 {
-        state.withLockedValue { s in
-            s.next += 1
-            s.slots[s.next] = .pending
-            return s.next
-        }
-    }
-
-    func wait(_ id: UInt64) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let ended: Result<Void, any Error>? = state.withLockedValue { s in
-                switch s.slots[id] {
-                case .ended(let error)?:
-                    s.slots[id] = nil
-                    return error.map { .failure($0) } ?? .success(())
-                case .pending?:
-                    s.slots[id] = .waiting(c)
-                    return nil
-                case .waiting?, nil:
-                    return .failure(WebSocketError.closed)
-                }
-            }
-            if let ended { c.resume(with: ended) }
-        }
-    }
-
-    func fail(_ id: UInt64, _ error: any Error) { end([id], error) }
-    func answerAll() { end(nil, nil) }
-    func failAll(_ error: any Error) { end(nil, error) }
-
-    private func end(_ ids: [UInt64]?, _ error: (any Error)?) {
-        let resume = state.withLockedValue { s -> [CheckedContinuation<Void, any Error>] in
-            var out: [CheckedContinuation<Void, any Error>] = []
-            for id in ids ?? Array(s.slots.keys) {
-                switch s.slots[id] {
-                case .pending?: s.slots[id] = .ended(error)
-                case .waiting(let c)?:
-                    s.slots[id] = nil
-                    out.append(c)
-                case .ended?, nil: break
-                }
-            }
-            return out
-        }
-        for c in resume {
-            if let error { c.resume(throwing: error) } else { c.resume() }
-        }
-    }
 }
 
 /// A message encoded once, to send to many sockets without encoding or copying it again.
