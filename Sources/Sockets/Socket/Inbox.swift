@@ -186,7 +186,7 @@ final class Inbox: Sendable {
 
     /// Takes the oldest entry of the wanted kind, waiting for one; nil once the inbox is finished
     /// and holds none. Cancellation ends the wait with nil.
-    func take(_ want: Want) async -> Entry? {
+    nonisolated(nonsending) func take(_ want: Want) async -> Entry? {
         let caughtUp = state.withLockedValue { s -> Bool in
             s.answering = false
             if s.closeHeld && s.messageCount == 0 {

@@ -276,7 +276,7 @@ public final class Socket<Message: Sendable>: Sendable {
     /// - Throws: `WebSocketError/closed` once the connection is closing or closed;
     ///   `WebSocketError/outgoingMessageTooBig` for a message over `maxMessageSize`; an encoding
     ///   error from the message type (JSON).
-    public func send(_ message: Message) async throws {
+    public nonisolated(nonsending) func send(_ message: Message) async throws {
         let frame = try codec.encode(message, allocator)
         try await send(frame: frame)
     }
@@ -285,7 +285,7 @@ public final class Socket<Message: Sendable>: Sendable {
     /// route enables compression and the client agreed). `compress: false` sends it as it is:
     /// for data that is already compressed, or secrets that should not share a compression window
     /// with text an attacker chooses.
-    public func send(_ message: Message, compress: Bool) async throws {
+    public nonisolated(nonsending) func send(_ message: Message, compress: Bool) async throws {
         var frame = try codec.encode(message, allocator)
         if !compress {
             switch frame {
@@ -308,14 +308,14 @@ public final class Socket<Message: Sendable>: Sendable {
 
     /// Sends a message prepared with ``prepare(_:)`` (by this or any other socket of the same
     /// route kind). Suspends like ``send(_:)-(Message)``.
-    public func send(_ prepared: PreparedMessage) async throws {
+    public nonisolated(nonsending) func send(_ prepared: PreparedMessage) async throws {
         try await send(frame: prepared.frame)
     }
 
     /// Sends an already encoded frame: checked here (closed, too big), then queued for the
     /// connection's event loop, which takes queued frames in batches (one hop and one flush per
     /// batch). Suspends only while `sendChannelBuffer` frames wait.
-    func send(frame: WebSocketOutbound) async throws {
+    nonisolated(nonsending) func send(frame: WebSocketOutbound) async throws {
         switch frame {
         case .text(let b), .binary(let b), .uncompressed(.text(let b)), .uncompressed(.binary(let b)):
             if b.readableBytes > maxMessageSize { throw WebSocketError.outgoingMessageTooBig }
@@ -391,9 +391,9 @@ public final class Socket<Message: Sendable>: Sendable {
     public struct Sender: Sendable {
         let socket: Socket<Message>
         /// Sends a message; see ``Socket/send(_:)-(Message)``.
-        public func send(_ message: Message) async throws { try await socket.send(message) }
+        public nonisolated(nonsending) func send(_ message: Message) async throws { try await socket.send(message) }
         /// Sends a prepared message; see ``Socket/send(_:)-(PreparedMessage)``.
-        public func send(_ prepared: PreparedMessage) async throws { try await socket.send(prepared) }
+        public nonisolated(nonsending) func send(_ prepared: PreparedMessage) async throws { try await socket.send(prepared) }
         /// Encodes once for many sends; see ``Socket/prepare(_:)``.
         public func prepare(_ message: Message) throws -> PreparedMessage { try socket.prepare(message) }
         /// Starts the close handshake; see ``Socket/disconnect(_:reason:)``.

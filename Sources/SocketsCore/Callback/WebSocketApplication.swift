@@ -72,7 +72,7 @@ package final class OutboundQueue: Sendable {
     }
 
     /// Suspends while `capacity` frames wait; false when the connection closed meanwhile.
-    package func waitForRoom() async -> Bool {
+    package nonisolated(nonsending) func waitForRoom() async -> Bool {
         let now: Bool? = state.withLockedValue { s in
             if s.closed { return false }
             return s.frames.count < capacity ? true : nil

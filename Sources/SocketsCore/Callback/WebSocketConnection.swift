@@ -116,7 +116,7 @@ public struct WebSocketSender: Sendable {
     }
 
     /// The queue's capacity is reached: suspends until there is room; false once closed.
-    package func waitForRoom() async -> Bool { await queue.waitForRoom() }
+    package nonisolated(nonsending) func waitForRoom() async -> Bool { await queue.waitForRoom() }
 
     /// On any thread: the application has room again; the event loop resumes reading.
     package func resumeReading() {
