@@ -260,6 +260,9 @@ public final class Socket<Message: Sendable>: Sendable {
 
     /// Sends a message. Suspends while `sendChannelBuffer` messages wait unsent.
     ///
+    /// Runs on the caller's isolation (`nonisolated(nonsending)`): the message is encoded where
+    /// `send` is called, and a send that does not wait switches no executor.
+    ///
     /// - Important: because `send` waits for a peer that does not read, a loop that sends to
     ///   *other* sockets from a connection's handler (a naive room broadcast) stalls on the
     ///   slowest member, and while it waits its own socket is not read: one client that stops
