@@ -793,3 +793,43 @@ final class FullBacklogListener: Sendable {
         listener.close(promise: nil)
     }
 }
+
+/// The inbox's wait ends with the waiting task's cancellation: a `for await` over `receiver` in a
+/// cancelled task stops at once (nil), another reader still gets the next message, and the
+/// connection stays open.
+@Suite struct ReceiverCancellationTests {
+    @Test(.timeLimit(.minutes(1))) func cancellingAWaitingReaderEndsItsLoopOnly() async throws {
+        let app = App()
+        app.get("/echo", try Sockets.messages(ClientTests.quiet)) { _, socket in
+            for await m in socket.receiver { try await socket.send(m) }
+        }
+        try await withRunning(app) { port in
+            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/echo"),
+                                                           try Sockets.messages(ClientTests.quiet),
+                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
+            let waiting = Task { () -> Int in
+                var n = 0
+                for await _ in socket.receiver { n += 1 }
+                return n
+            }
+            try await Task.sleep(for: .milliseconds(100)) // the reader is waiting in the inbox
+            // Were the cancellation lost, the wait would end only with the connection: end it
+            // after 2 s, so that the test fails instead of hanging.
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(2))
+                await socket.disconnect(.goingAway, reason: "watchdog")
+            }
+            let start = ContinuousClock.now
+            waiting.cancel()
+            #expect(await waiting.value == 0, "the cancelled reader took no message")
+            #expect(ContinuousClock.now - start < .seconds(1), "the wait ended with the cancellation")
+            watchdog.cancel()
+            #expect(!socket.isDone)
+            try await socket.send("after")
+            var it = socket.receiver.makeAsyncIterator()
+            #expect(await it.next() == "after", "a new reader gets the next message")
+            await socket.disconnect()
+            #expect(await socket.done.code == .normalClosure)
+        }
+    }
+}
