@@ -260,7 +260,8 @@ CWS_NODISCARD int cws_fragmenter_next(cws_fragmenter *f, void *out, size_t cap, 
  * ---------------------------------------------------------------------------------------------- */
 
 /* Where the engine gets memory. Every allocation goes through it (reassembly buffers, the engine
- * itself). `realloc` may be NULL (then alloc + copy + free is used). */
+ * itself), except reassembly buffers when cws_config.reassembly is set. `realloc` may be NULL
+ * (then alloc + copy + free is used). */
 typedef struct cws_allocator {
     void *(*alloc)(size_t size, void *user);
     void *(*realloc)(void *ptr, size_t size, void *user);
@@ -285,6 +286,23 @@ typedef struct cws_config {
     /* NULL: the C library's malloc/realloc/free. Copied at cws_conn_new; the functions and
      * `user` must stay valid until cws_conn_free. */
     const cws_allocator *allocator;
+    /* Reassembly handover. NULL (the default): a message that is not delivered in place (a frame
+     * split across reads, a fragmented or an inflated message) is reassembled in a buffer the
+     * engine owns and lends with the event until the next call (the caller copies it to keep it),
+     * and the engine keeps up to 4 KiB of it for the next message.
+     * Set: reassembly buffers come from this allocator (alloc, realloc or alloc + copy + free as
+     * above, with its `user`), and the buffer of a TEXT or BINARY event with in_input = 0 and
+     * length > 0 is handed over with the event: ev->data is the first byte of a block from this
+     * allocator (holding at least ev->length bytes), and from then on it is the caller's, to free
+     * with this allocator's `free` whenever it likes (or to keep). The engine forgets it at once
+     * and starts the next message in a new buffer, so it holds no reassembly memory between
+     * messages. An empty message hands over nothing (data is NULL). A buffer that was not handed
+     * over (a message in progress when the connection fails or cws_conn_free is called) is still
+     * the engine's, freed by it no later than cws_conn_free. Control frames and error reasons stay
+     * engine memory as without it. Copied at cws_conn_new (CWS_ERR_INVALID_ARGUMENT when alloc or
+     * free is NULL); the functions and `user` must stay valid until cws_conn_free and as long as
+     * the caller frees handed-over buffers with them. */
+    const cws_allocator *reassembly;
     /* permessage-deflate (RFC 7692): the parameters agreed in the opening handshake (filled by
      * cws_pmd_negotiate or cws_pmd_response_accept), or NULL (the default) when the extension is
      * not in use. Copied at cws_conn_new; not kept. When set, RSV1 is allowed on the first frame of
@@ -304,7 +322,7 @@ typedef struct cws_config {
     struct cws_inflater_pool *inflaters;
 } cws_config;
 
-/* Fills *cfg with the defaults above for `role` (pmd = NULL). */
+/* Fills *cfg with the defaults above for `role` (allocator, reassembly, pmd, inflaters NULL). */
 void cws_config_init(cws_config *cfg, cws_role role);
 
 typedef struct cws_conn cws_conn;
@@ -331,8 +349,9 @@ typedef struct cws_event {
      * call that returned the event, at buf + offset (unmasked in place): borrowed, valid as long as
      * the caller keeps that buffer. When in_input is 0 it lies in memory the engine owns (a
      * reassembled or split message, a control frame split across reads, an error reason), valid
-     * until the next call on this engine; `offset` is then 0. `data` points at the payload in
-     * either case (NULL when length is 0). */
+     * until the next call on this engine; `offset` is then 0. Except with cws_config.reassembly:
+     * a TEXT or BINARY event with in_input 0 then hands its buffer to the caller (see there).
+     * `data` points at the payload in either case (NULL when length is 0). */
     const void *data;
     size_t offset;
     size_t length;
@@ -354,8 +373,9 @@ typedef struct cws_event {
  * after a protocol error, bytes of the failing frame past *consumed may have been unmasked too
  * (the connection is over, so they are never read again). A message that arrives in one
  * unfragmented frame wholly inside buf is delivered in place (in_input = 1): no copy. Fragmented
- * messages and frames split across calls are copied into an engine buffer, which grows only as
- * bytes arrive and never past max_message_size. Feeding the same bytes in chunks of any size gives
+ * messages and frames split across calls are copied into a reassembly buffer (the engine's, or
+ * one handed to the caller with cws_config.reassembly), which grows only as bytes arrive and never
+ * past max_message_size. Feeding the same bytes in chunks of any size gives
  * the same events. Never reads past buf + len; allocates only to grow the reassembly buffer. */
 CWS_NODISCARD int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed,
                                  cws_event *ev);
@@ -393,9 +413,9 @@ CWS_NODISCARD int cws_handshake_accept(const void *key, size_t len, char out[CWS
  *   2. Receiving: put a pointer to the agreed cws_pmd_params in cws_config.pmd. cws_conn_parse then
  *      accepts RSV1 on the first frame of a data message (RFC 7692 §6) and delivers such a message
  *      inflated, in engine-owned memory (in_input = 0, rsv = CWS_RSV1 as on the wire), valid until
- *      the next call. The inflated size is what max_message_size limits (CWS_ERR_MESSAGE_TOO_BIG,
- *      1009, as soon as the output would pass it: the engine never holds more than the limit,
- *      whatever the compression ratio). The compressed bytes of one message may be at most
+ *      the next call (or handed over, with cws_config.reassembly). The inflated size is what
+ *      max_message_size limits (CWS_ERR_MESSAGE_TOO_BIG, 1009, as soon as the output would pass
+ *      it: the engine never holds more than the limit, whatever the compression ratio). The compressed bytes of one message may be at most
  *      max_message_size + max_message_size / 8 + 64 (more than deflate's worst-case expansion).
  *      Text is UTF-8 validated on the inflated bytes as they come out (fail fast, 1007). Corrupt
  *      DEFLATE data is CWS_ERR_INFLATE (1007). RSV1 on a continuation or control frame, or

@@ -9,7 +9,9 @@
  *   - a control frame split across calls is collected in `cbuf` (at most 125 bytes);
  *   - a fragmented message, or a data frame split across calls, is appended to the reassembly
  *     buffer, which grows as bytes arrive (never ahead of them) and never past max_message_size,
- *     because every frame's length is checked against the limit on its header.
+ *     because every frame's length is checked against the limit on its header. With
+ *     cws_config.reassembly set, that buffer comes from the caller's allocator and is handed over
+ *     with the message's event (the engine forgets it), so the message is copied once, not twice.
  * UTF-8 of text messages is validated as the bytes arrive (fail fast), with the state carried
  * across chunks and fragments in `utf8`.
  *
@@ -59,9 +61,11 @@ struct cws_conn {
     uint64_t msg_len;     /* payload bytes of the message so far */
     cws_utf8_stream utf8;
 
-    uint8_t *rbuf; /* reassembly buffer, owned */
+    uint8_t *rbuf; /* reassembly buffer, owned (from `ralloc`) until handed over */
     size_t rcap;
     size_t rlen;
+    cws_allocator ralloc; /* where rbuf comes from: cws_config.reassembly, else `alloc` */
+    uint8_t handover;     /* cws_config.reassembly is set: rbuf goes to the caller with its event */
 
     uint8_t cbuf[125]; /* control payload split across calls */
 
@@ -94,6 +98,7 @@ void cws_config_init(cws_config *cfg, cws_role role) {
     cfg->max_frame_size = 65536;
     cfg->allowed_rsv = 0;
     cfg->allocator = NULL;
+    cfg->reassembly = NULL;
     cfg->pmd = NULL;
 }
 
@@ -114,12 +119,16 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
         (cfg->pmd == NULL || !(cfg->role == CWS_ROLE_SERVER ? cfg->pmd->client_no_context_takeover
                                                              : cfg->pmd->server_no_context_takeover)))
         return CWS_ERR_INVALID_ARGUMENT;
-    cws_allocator a;
+    cws_allocator a, ra;
     if (cws__allocator_resolve(cfg->allocator, &a) != CWS_OK) return CWS_ERR_INVALID_ARGUMENT;
+    if (cfg->reassembly != NULL && cws__allocator_resolve(cfg->reassembly, &ra) != CWS_OK)
+        return CWS_ERR_INVALID_ARGUMENT;
     cws_conn *c = (cws_conn *)a.alloc(sizeof *c, a.user);
     if (c == NULL) return CWS_ERR_NOMEM;
     memset(c, 0, sizeof *c);
     c->alloc = a;
+    c->ralloc = cfg->reassembly != NULL ? ra : a;
+    c->handover = cfg->reassembly != NULL ? 1 : 0;
     c->role = cfg->role;
     c->max_message = cfg->max_message_size;
     c->max_frame = cfg->max_frame_size;
@@ -153,7 +162,7 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
 
 void cws_conn_free(cws_conn *c) {
     if (c == NULL) return;
-    if (c->rbuf) c->alloc.free(c->rbuf, c->alloc.user);
+    if (c->rbuf) c->ralloc.free(c->rbuf, c->ralloc.user); /* kept, or a message in progress */
     if (c->pool != NULL && c->zin != NULL) cws__pool_give(c->pool, c->zin);
     else cws__inflater_free(c->zin);
     c->alloc.free(c, c->alloc.user);
@@ -196,14 +205,15 @@ static int cws__reserve(cws_conn *c, size_t need) {
     if ((uint64_t)cap > c->max_message) cap = (size_t)c->max_message;
     if (cap < need) cap = need;
     uint8_t *p;
-    if (c->alloc.realloc) {
-        p = (uint8_t *)c->alloc.realloc(c->rbuf, cap, c->alloc.user);
+    const cws_allocator *a = &c->ralloc;
+    if (a->realloc) {
+        p = (uint8_t *)a->realloc(c->rbuf, cap, a->user);
         if (p == NULL) return CWS_ERR_NOMEM;
     } else {
-        p = (uint8_t *)c->alloc.alloc(cap, c->alloc.user);
+        p = (uint8_t *)a->alloc(cap, a->user);
         if (p == NULL) return CWS_ERR_NOMEM;
         if (c->rlen) memcpy(p, c->rbuf, c->rlen);
-        if (c->rbuf) c->alloc.free(c->rbuf, c->alloc.user);
+        if (c->rbuf) a->free(c->rbuf, a->user);
     }
     c->rbuf = p;
     c->rcap = cap;
@@ -365,8 +375,9 @@ static int cws__inflate_finish(cws_conn *c) {
      * 1 KiB) spent up to a quarter of its bytes there, measured as 8% of the time at 1 KiB. So
      * the buffer grows once, by doubling, and the next messages of that size decode on the fast
      * path all the way. From 16 KiB the slow tail is under 2% and not worth the memory. Only
-     * an optimisation: if the allocator refuses, the buffer stays as it was and that is fine. */
-    if (c->rcap - c->rlen < 258 && c->rcap < 16384 && c->rcap < c->max_message)
+     * an optimisation: if the allocator refuses, the buffer stays as it was and that is fine.
+     * Not when the buffer is handed over: the next message starts in a new one anyway. */
+    if (!c->handover && c->rcap - c->rlen < 258 && c->rcap < 16384 && c->rcap < c->max_message)
         (void)cws__reserve(c, c->rcap + 1);
     return CWS_OK;
 }
@@ -486,7 +497,10 @@ static int cws__step_control(cws_conn *c, cws__input *in, cws_event *ev) {
 }
 
 /* The last frame of a reassembled (or inflated) message is in: final checks, then the event,
- * which borrows the reassembly buffer until the next call. */
+ * which borrows the reassembly buffer until the next call, or, with cws_config.reassembly, takes
+ * it: the engine forgets the buffer at once (so the next call takes the fast path again) and the
+ * next message starts in a new one. An empty message hands over nothing (data is NULL): a buffer
+ * the inflater allocated for it is freed here. */
 static int cws__step_deliver(cws_conn *c, cws_event *ev) {
     if (c->msg_validate && cws_utf8_stream_finish(&c->utf8) != CWS_OK) return CWS_ERR_INVALID_UTF8;
     if (c->msg_inflate) {
@@ -499,8 +513,15 @@ static int cws__step_deliver(cws_conn *c, cws_event *ev) {
         }
     }
     c->flags.f.msg_open = 0;
-    c->flags.f.reset_rbuf = 1;
     cws__event(ev, c->msg_opcode, c->rbuf, 0, c->rlen, 0, c->msg_rsv, 0);
+    if (c->handover) {
+        if (c->rlen == 0 && c->rbuf != NULL) c->ralloc.free(c->rbuf, c->ralloc.user);
+        c->rbuf = NULL;
+        c->rcap = 0;
+        c->rlen = 0;
+    } else {
+        c->flags.f.reset_rbuf = 1;
+    }
     return CWS_OK;
 }
 
@@ -560,7 +581,7 @@ __attribute__((noinline)) static int cws__parse_steps(cws_conn *c, cws__input *i
         c->flags.f.reset_rbuf = 0;
         c->rlen = 0;
         if (c->rcap > CWS__KEEP_RBUF) {
-            c->alloc.free(c->rbuf, c->alloc.user);
+            c->ralloc.free(c->rbuf, c->ralloc.user);
             c->rbuf = NULL;
             c->rcap = 0;
         }
