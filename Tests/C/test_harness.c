@@ -119,6 +119,11 @@ void feed(cws_conn *c, const uint8_t *stream, size_t len, const chunking *ch, ru
                     CHECK(ev.offset == 0);
                 }
                 result_push(r, &ev);
+                if (r->handover != NULL && !ev.in_input && ev.length > 0 &&
+                    (ev.type == CWS_EVENT_TEXT || ev.type == CWS_EVENT_BINARY)) {
+                    r->handover->free((void *)ev.data, r->handover->user); /* ours now */
+                    r->handed++;
+                }
                 off += used;
                 if (off == n) break;
                 continue;

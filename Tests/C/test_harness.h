@@ -43,6 +43,10 @@ typedef struct run_result {
     int status;        /* final: CWS_WANT_READ, CWS_CLOSED or the latched error */
     uint16_t err_code; /* close code of the ERROR event */
     size_t in_place;   /* events delivered inside the caller's buffer */
+    /* When the engine hands reassembly buffers over (cws_config.reassembly), the same allocator:
+     * feed frees each handed-over buffer with it once the event is recorded, and counts them. */
+    const cws_allocator *handover;
+    size_t handed;
 } run_result;
 
 typedef struct chunking {
@@ -123,5 +127,6 @@ void utf8_tests(void);
 void handshake_tests(void);
 void deflate_tests(void);
 void extension_tests(void);
+void handover_tests(void);
 
 #endif /* CWS_TEST_HARNESS_H */

@@ -1,6 +1,7 @@
 /*
  * test_main.c — runs the C tests of the engine, one module after another (test_conn.c,
- * test_frame.c, test_mask.c, test_utf8.c, test_handshake.c, test_deflate.c, test_extension.c),
+ * test_frame.c, test_mask.c, test_utf8.c, test_handshake.c, test_deflate.c, test_extension.c,
+ * test_handover.c),
  * built plain (make test) and with ASan + UBSan + LSan (make test-sanitize). Every test can fail:
  * expectations come from the vector files, from the independent reference code in cws_test_ref.h,
  * or from RFC text, never from the engine itself.
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
     handshake_tests();
     deflate_tests();
     extension_tests();
+    handover_tests();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }
