@@ -8,7 +8,9 @@
  * bit 4 a deflater without context takeover, bits 5-7 the deflater level (0-7);
  * byte 1: peer window bits (8 + b % 8; 9 + b % 7 in "make" mode), byte 2-3: max_message_size (1 + v % 4096) and,
  * in bit 15, "pool": the engine borrows its inflater from a cws_inflater_pool (the peer then
- * resets after every message, as the pool requires); byte 4: the
+ * resets after every message, as the pool requires), in bit 14, "handover": the same allocator is
+ * cws_config.reassembly, so every inflated message's buffer is handed over and freed here once
+ * checked; byte 4: the
  * largest fragment (1 + b); byte 5: bits 0-2 chunk size index (ref_fuzz_chunk_max), bits 3-7 an
  * allocation to fail (0: none, k: the k-th call of the engine's allocator, and of a second
  * deflater's, returns NULL). Then messages: a 2-byte length and that many bytes, until the input
@@ -104,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint16_t b23 = fuzz_u16(&in);
     const uint64_t limit = 1 + b23 % 4096;
     const bool use_pool = b23 >> 15;
+    const bool handover = (b23 >> 14) & 1;
     const bool peer_nct = ((b0 >> 1) & 1) || use_pool;
     const size_t max_frag = 1 + (size_t)fuzz_u8(&in);
     const uint8_t b5 = fuzz_u8(&in);
@@ -216,6 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.max_message_size = limit;
     cfg.max_frame_size = 1 << 20;
     cfg.allocator = &a;
+    cfg.reassembly = handover ? &a : NULL;
     cfg.pmd = &agreed;
     cws_inflater_pool *pool = NULL;
     int created = use_pool ? cws_inflater_pool_new(&a, &pool) : CWS_OK;
@@ -263,6 +267,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_ASSERT(ev.length == orig_len[got]);
                 FUZZ_ASSERT(ev.length == 0 || memcmp(ev.data, data + orig_off[got], ev.length) == 0);
             }
+            /* the caller's now: c_free fails on a block the allocator does not hold */
+            if (handover && !ev.in_input && ev.length > 0) a.free((void *)ev.data, a.user);
             got++;
         }
         free(piece);

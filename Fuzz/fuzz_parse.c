@@ -23,6 +23,10 @@
  * and between the two runs: the same events and the same final status, whatever the chunking.
  * A third run repeats the chunked one with allocation number (byte 2 % 6) failing: it must end in
  * CWS_ERR_NOMEM (close code 1011, latched) after a prefix of the same events, leaking nothing.
+ * Reassembly handover (cws_config.reassembly, the same counting allocator): on in the whole run
+ * when byte 2 has bit 6, in the chunked and failing runs when it has bit 7. Each handed-over buffer
+ * is freed by the harness once the event is recorded (ASan checks that it is a live block), and
+ * the events must still be the same, so every run compares the two modes too.
  */
 #include "fuzz_common.h"
 
@@ -116,6 +120,7 @@ static void check_event(const cws_config *cfg, const cws_event *ev) {
 /* Feeds stream[0..len) in chunks of at most `max_chunk` bytes (0: whole). */
 static void feed(const cws_config *cfg, const uint8_t *stream, size_t len, size_t max_chunk,
                  uint64_t seed, bool nomem_ok, run *r) {
+    const cws_allocator *handover = cfg->reassembly;
     cws_conn *c = NULL;
     int created = cws_conn_new(cfg, &c);
     if (nomem_ok && created == CWS_ERR_NOMEM) { /* the engine itself could not be allocated */
@@ -153,6 +158,9 @@ static void feed(const cws_config *cfg, const uint8_t *stream, size_t len, size_
                 }
                 if (ev.type == CWS_EVENT_CLOSE) closed = 1;
                 push(r, &ev);
+                if (handover != NULL && !ev.in_input && ev.length > 0 &&
+                    (ev.type == CWS_EVENT_TEXT || ev.type == CWS_EVENT_BINARY))
+                    handover->free((void *)ev.data, handover->user); /* the caller's now */
                 off += used;
                 if (off == n) break;
                 continue;
@@ -213,11 +221,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     run whole = {0}, chunked = {0}, failing = {0};
     cfg.allocator = &aa;
+    cfg.reassembly = (b2 & 0x40) ? &aa : NULL;
     feed(&cfg, stream, len, 0, 0, false, &whole);
     cfg.allocator = &ab;
+    cfg.reassembly = (b2 & 0x80) ? &ab : NULL;
     feed(&cfg, stream, len, ref_fuzz_chunk_max[b0 >> 5], b2, false, &chunked);
     /* the chunked run again, with allocation number b2 % 6 failing (0 = the engine itself) */
     cfg.allocator = &ac;
+    cfg.reassembly = (b2 & 0x80) ? &ac : NULL;
     feed(&cfg, stream, len, ref_fuzz_chunk_max[b0 >> 5], b2, true, &failing);
 
     FUZZ_ASSERT(ta.live == 0 && tb.live == 0 && tc.live == 0);

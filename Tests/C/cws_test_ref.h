@@ -158,7 +158,9 @@ static inline uint64_t ref_rand(uint64_t *s) {
  *           bits 5-7  chunking: the largest chunk, drawn by the PRNG (see ref_fuzz_chunk_max)
  *   byte 1  bits 0-3  max_message_size = ref_fuzz_limits[index]
  *           bits 4-7  max_frame_size   = ref_fuzz_limits[index]
- *   byte 2  PRNG seed for the chunk sizes */
+ *   byte 2  PRNG seed for the chunk sizes; also the failing allocation (byte 2 % 6), and the
+ *           reassembly handover (cws_config.reassembly): bit 6 in the whole run, bit 7 in the
+ *           chunked and failing runs */
 #define CWS_FUZZ_PARSE_HEADER 3
 static const uint64_t ref_fuzz_limits[16] = {
     1, 2, 3, 4, 5, 8, 16, 125, 126, 127, 1000, 4096, 65535, 65536, 1u << 20, UINT64_MAX};
