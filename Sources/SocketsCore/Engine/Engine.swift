@@ -9,6 +9,15 @@ final class Engine {
     private let conn: OpaquePointer
     /// The pool the engine borrows inflaters from (shared mode), kept alive as long as the engine.
     private let inflaters: InflaterPool?
+    /// Where the C engine reassembles messages (`cws_config.reassembly`): the storage of a
+    /// ByteBuffer, handed over as the message. Kept alive as long as the engine (its `user`).
+    let reassembly: Reassembly
+
+    /// The allocator reassembly buffers come from: the channel's, once the handler is added.
+    var allocator: ByteBufferAllocator {
+        get { reassembly.allocator }
+        set { reassembly.allocator = newValue }
+    }
 
     /// - Throws: ``WebSocketError`` if the C engine refuses the limits (they are checked earlier
     ///   by ``WebSocketConfiguration/validate()``, so this means a bug) or cannot allocate.
@@ -23,17 +32,21 @@ final class Engine {
         cfg.max_message_size = UInt64(maxMessageSize)
         cfg.max_frame_size = UInt64(maxFrameSize)
         cfg.allowed_rsv = allowedRSV
+        let reassembly = Reassembly()
+        self.reassembly = reassembly
+        // Copied at cws_conn_new; `user` stays valid as long as `reassembly` (as long as self).
+        var hooks = cws_allocator(alloc: Reassembly.cAlloc, realloc: Reassembly.cRealloc, free: Reassembly.cFree,
+                                  user: Unmanaged.passUnretained(reassembly).toOpaque())
         var c: OpaquePointer?
-        let st: Int32
-        if let compression {
+        let st: Int32 = withUnsafePointer(to: &hooks) { hooks in
+            cfg.reassembly = hooks
+            guard let compression else { return cws_conn_new(&cfg, &c) }
             // The engine copies the parameters at cws_conn_new.
             var params = compression.params
-            st = withUnsafePointer(to: &params) { p in
+            return withUnsafePointer(to: &params) { p in
                 cfg.pmd = p
                 return cws_conn_new(&cfg, &c)
             }
-        } else {
-            st = cws_conn_new(&cfg, &c)
         }
         guard st == CWS_OK.rawValue, let c else {
             throw WebSocketError(code: 1011, reason: String(cString: cws_strerror(st)))
@@ -48,7 +61,8 @@ final class Engine {
         /// A message whose payload lies in the parsed bytes at `offset` (relative to the start of
         /// the bytes given to `parse`), unmasked in place.
         case messageInPlace(text: Bool, offset: Int, length: Int)
-        /// A message reassembled by the engine, copied out into a buffer.
+        /// A message reassembled by the engine (split across reads, fragmented or inflated): the
+        /// buffer it was reassembled in, handed over (see ``Reassembly``).
         case message(text: Bool, ByteBuffer)
         case ping(ByteBuffer)
         case pong
@@ -63,7 +77,9 @@ final class Engine {
     }
 
     /// Parses from `bytes`, which the engine unmasks in place, and returns one step and how many
-    /// bytes it used. Payloads the engine owns are copied into buffers from `allocator` at once,
+    /// bytes it used. A reassembled message comes in the buffer it was reassembled in (no copy;
+    /// one of at most 256 bytes is copied compactly, see ``Reassembly/take(_:allocator:)``);
+    /// other payloads the engine owns (pings) are copied into buffers from `allocator` at once,
     /// since they live only until the next call.
     func parse(_ bytes: UnsafeMutableRawBufferPointer, allocator: ByteBufferAllocator) -> (Step, Int) {
         var used = 0
@@ -77,9 +93,7 @@ final class Engine {
                 if ev.in_input == 1 {
                     return (.messageInPlace(text: text, offset: ev.offset, length: ev.length), used)
                 }
-                var buf = allocator.buffer(capacity: ev.length)
-                buf.writeBytes(payload)
-                return (.message(text: text, buf), used)
+                return (.message(text: text, reassembly.take(payload, allocator: allocator)), used)
             case Int32(CWS_EVENT_PING.rawValue):
                 var buf = allocator.buffer(capacity: ev.length)
                 buf.writeBytes(payload)
@@ -163,6 +177,100 @@ final class Engine {
 
 @available(*, unavailable)
 extension Engine: Sendable {}
+
+/// The C engine's reassembly allocator (`cws_config.reassembly`): each reassembly buffer is the
+/// storage of a ByteBuffer, so a message that did not arrive whole in one read is copied once (by
+/// the engine, from the reads into this buffer) and handed on as that ByteBuffer, not copied a
+/// second time. The engine owns at most one reassembly buffer at a time: `pending`, the only
+/// reference to its storage (so growing it reallocates in place, never copies on write). When the
+/// engine delivers the message it forgets the buffer; ``take(_:allocator:)`` takes `pending`.
+/// If the engine fails or is freed mid-message, it frees the buffer through `cFree`.
+final class Reassembly {
+    var allocator = ByteBufferAllocator()
+    /// The buffer the engine is reassembling into; its storage starts at the pointer the engine has.
+    private var pending: ByteBuffer?
+    /// Messages handed over as their reassembly buffer, and messages copied instead (small ones,
+    /// see `take`). For tests.
+    private(set) var handedOver = 0
+    private(set) var copied = 0
+    /// The storage base last given to the engine (by alloc or realloc). For tests.
+    private(set) var lastBase: UnsafeMutableRawPointer?
+
+    /// The first byte of the storage of `pending` (the slice of a fresh buffer starts at its
+    /// storage's first byte, and `pending` holds the only reference, so this never copies).
+    private func base() -> UnsafeMutableRawPointer? {
+        pending?.withVeryUnsafeMutableBytes { $0.baseAddress }
+    }
+
+    fileprivate func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+        // Never two at once: refuse (the engine reports CWS_ERR_NOMEM) rather than drop storage
+        // the engine may still point at.
+        guard pending == nil, size > 0 else { return nil }
+        pending = allocator.buffer(capacity: size)
+        lastBase = base()
+        return lastBase
+    }
+
+    fileprivate func reallocate(_ ptr: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+        guard let ptr else { return allocate(size) }
+        guard pending != nil, base() == ptr else { return nil }
+        // reserveCapacity keeps the bytes already stored whatever the indices are (NIO: with the
+        // only reference and the whole storage as its slice it reallocs the storage; otherwise it
+        // would copy the readable bytes): make them all readable so both ways keep them.
+        pending!.moveWriterIndex(to: pending!.capacity)
+        pending!.reserveCapacity(size)
+        lastBase = base()
+        return lastBase
+    }
+
+    fileprivate func free(_ ptr: UnsafeMutableRawPointer?) {
+        guard let ptr, pending != nil, base() == ptr else { return }
+        pending = nil
+    }
+
+    /// The message of a handed-over event, `payload` (which starts at the first byte of the
+    /// buffer the engine reassembled it in), as a ByteBuffer.
+    ///
+    /// A message of at most a quarter of its buffer's capacity is copied into a buffer of its own
+    /// size instead. The engine's first reassembly buffer is 1 KiB and grows by doubling (NIO
+    /// rounds capacities up to a power of two), so that is only a message of at most 256 bytes
+    /// in the first 1 KiB buffer: any longer message fills more than a quarter of its buffer.
+    /// Such a copy costs little (at most 256 bytes; before the handover every message was
+    /// copied), while keeping the 1 KiB would make a held message cost up to 16 times what the
+    /// handler's inbox accounts for it (its readable bytes plus 64).
+    func take(_ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard payload.count > 0 else { return allocator.buffer(capacity: 0) }
+        let matches = pending != nil && UnsafeRawPointer(base()) == payload.baseAddress
+        guard matches, var buffer = pending, payload.count > buffer.capacity / 4 else {
+            // Not the pending buffer (never expected: then the engine still owns the payload,
+            // valid until the next call), or a small message: a copy of its own size.
+            copied += 1
+            var copy = allocator.buffer(capacity: payload.count)
+            copy.writeBytes(payload)
+            if matches { pending = nil }
+            return copy
+        }
+        pending = nil
+        buffer.moveReaderIndex(to: 0)
+        buffer.moveWriterIndex(to: payload.count)
+        handedOver += 1
+        return buffer
+    }
+
+    static let cAlloc: @convention(c) (Int, UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { size, user in
+        Unmanaged<Reassembly>.fromOpaque(user!).takeUnretainedValue().allocate(size)
+    }
+    static let cRealloc: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = {
+        ptr, size, user in
+        Unmanaged<Reassembly>.fromOpaque(user!).takeUnretainedValue().reallocate(ptr, size)
+    }
+    static let cFree: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { ptr, user in
+        Unmanaged<Reassembly>.fromOpaque(user!).takeUnretainedValue().free(ptr)
+    }
+}
+
+@available(*, unavailable)
+extension Reassembly: Sendable {}
 
 /// Which end of a connection a ``WebSocketHandler`` is (RFC 6455 §5.1): a server receives masked
 /// frames and sends unmasked ones; a client the reverse, with a fresh random masking key per frame.

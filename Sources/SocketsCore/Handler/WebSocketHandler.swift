@@ -215,6 +215,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Starts the timers when the handler joins an active channel (the usual case after an upgrade).
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        engine.allocator = context.channel.allocator // reassembled messages are buffers of it
         if context.channel.isActive { start(context: context) }
     }
 
@@ -331,7 +332,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 messages += 1
                 bytes += payload.readableBytes
                 if readingPaused || !held.isEmpty {
-                    hold(text ? .text(payload) : .binary(payload)) // the engine's own buffer, of its size
+                    hold(text ? .text(payload) : .binary(payload)) // the buffer it was reassembled in
                 } else {
                     deliver(text ? .text(payload) : .binary(payload), context: context)
                 }
