@@ -64,6 +64,8 @@ struct cws_conn {
     uint8_t *rbuf; /* reassembly buffer, owned (from `ralloc`) until handed over */
     size_t rcap;
     size_t rlen;
+    size_t rfirst;        /* capacity of a new reassembly buffer: 1024, or with a handover what
+                           * cws__inflate_finish found worth starting at (at most 4 KiB) */
     cws_allocator ralloc; /* where rbuf comes from: cws_config.reassembly, else `alloc` */
     uint8_t handover;     /* cws_config.reassembly is set: rbuf goes to the caller with its event */
 
@@ -138,6 +140,7 @@ int cws_conn_new(const cws_config *cfg, cws_conn **out) {
     if (c->max_frame < lim) lim = c->max_frame;
     if (c->max_message < lim) lim = c->max_message;
     c->small_limit = (uint8_t)lim;
+    c->rfirst = 1024;
     if (cfg->pmd != NULL) {
         /* RFC 7692 §6: the extension owns RSV1. What we receive was compressed by the peer, so
          * the peer's direction decides: client_* parameters for a server, server_* for a client. */
@@ -200,7 +203,7 @@ __attribute__((noinline)) static int cws__fail(cws_conn *c, int status, cws_even
  * every frame header), so neither does the capacity. */
 static int cws__reserve(cws_conn *c, size_t need) {
     if (need <= c->rcap) return CWS_OK;
-    size_t cap = c->rcap ? c->rcap * 2 : 1024;
+    size_t cap = c->rcap ? c->rcap * 2 : c->rfirst;
     if (cap < need) cap = need;
     if ((uint64_t)cap > c->max_message) cap = (size_t)c->max_message;
     if (cap < need) cap = need;
@@ -376,9 +379,13 @@ static int cws__inflate_finish(cws_conn *c) {
      * the buffer grows once, by doubling, and the next messages of that size decode on the fast
      * path all the way. From 16 KiB the slow tail is under 2% and not worth the memory. Only
      * an optimisation: if the allocator refuses, the buffer stays as it was and that is fine.
-     * Not when the buffer is handed over: the next message starts in a new one anyway. */
-    if (!c->handover && c->rcap - c->rlen < 258 && c->rcap < 16384 && c->rcap < c->max_message)
-        (void)cws__reserve(c, c->rcap + 1);
+     * When the buffer is handed over, the next message starts in a new one: that one starts at
+     * the doubled size instead, within the 4 KiB a kept buffer may have (CWS__KEEP_RBUF), so
+     * messages of the same size decode on the fast path in both modes. */
+    if (c->rcap - c->rlen < 258 && c->rcap < 16384 && c->rcap < c->max_message) {
+        if (!c->handover) (void)cws__reserve(c, c->rcap + 1);
+        else if (c->rcap * 2 <= CWS__KEEP_RBUF) c->rfirst = c->rcap * 2; /* rcap >= rfirst */
+    }
     return CWS_OK;
 }
 

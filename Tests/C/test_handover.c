@@ -16,6 +16,7 @@ typedef struct ho_alloc {
     long live;    /* blocks outstanding */
     long frees;
     void *last;   /* the last block alloc or realloc returned */
+    size_t last_size; /* and its size */
 } ho_alloc;
 
 static void *ho_alloc_fn(size_t n, void *u) {
@@ -25,6 +26,7 @@ static void *ho_alloc_fn(size_t n, void *u) {
     if (p) {
         h->live++;
         h->last = p;
+        h->last_size = n;
     }
     return p;
 }
@@ -35,6 +37,7 @@ static void *ho_realloc_fn(void *p, size_t n, void *u) {
     if (q) {
         if (p == NULL) h->live++;
         h->last = q;
+        h->last_size = n;
     }
     return q;
 }
@@ -297,6 +300,52 @@ static void test_handover_inflated(void) {
     }
 }
 
+/* zlib's slow tail (cws__inflate_finish): an inflated message that ends within 258 bytes of the
+ * end of its buffer makes the next message's buffer start at twice that size, up to 4 KiB. */
+static void test_handover_inflated_first_size(void) {
+    const cws_pmd_params agreed = {15, 15, false, false};
+    cws_pmd_config pc;
+    cws_pmd_config_init(&pc);
+    pc.threshold = 0;
+    /* message sizes, and the size of the first allocation of each message's buffer */
+    const size_t sizes[] = {1024, 1024, 300, 2000, 4000, 4000, 8000};
+    const size_t first[] = {1024, 2048, 2048, 2048, 4096, 4096, 4096};
+    const size_t n = sizeof sizes / sizeof sizes[0];
+    cws_deflater *d = NULL;
+    CHECK(cws_deflater_new(&pc, &agreed, CWS_ROLE_CLIENT, NULL, &d) == CWS_OK);
+    if (d == NULL) return;
+    ho_alloc h = {.fail_at = -1};
+    cws_allocator ra = ho_allocator(&h, true);
+    cws_conn *c = server(NULL, &ra, &agreed);
+    if (c == NULL) return;
+    uint64_t seed = 99;
+    for (size_t k = 0; k < n; k++) {
+        context("first size: message %zu of %zu bytes", k, sizes[k]);
+        uint8_t *m = (uint8_t *)xmalloc(sizes[k]);
+        for (size_t i = 0; i < sizes[k]; i++) m[i] = (uint8_t)('a' + rnd(&seed) % 8);
+        size_t zlen;
+        uint8_t *z = compress(d, m, sizes[k], &zlen);
+        uint8_t *s = NULL;
+        size_t len = 0, cap = 0, pos = 0;
+        put_frame(&s, &len, &cap, true, CWS_RSV1, CWS_OP_TEXT, z, zlen, KEY);
+        const long calls = h.calls;
+        cws_event ev;
+        CHECK(next_event(c, s, len, &pos, len, &ev) == CWS_OK);
+        CHECK(ev.length == sizes[k] && ev.data == h.last && memcmp(ev.data, m, sizes[k]) == 0);
+        /* the buffer's first allocation: the first call for this message */
+        CHECK(h.calls > calls);
+        if (h.calls == calls + 1) CHECK(h.last_size == first[k]);
+        else CHECK(first[k] < sizes[k]); /* it grew: only where the message is larger */
+        ra.free((void *)ev.data, ra.user);
+        free(s);
+        free(z);
+        free(m);
+    }
+    cws_conn_free(c);
+    CHECK(h.live == 0);
+    cws_deflater_free(d);
+}
+
 /* An error in the middle of a message, and cws_conn_free in the middle of one: the buffer was
  * never handed over, so the engine frees it; buffers handed over before stay the caller's. */
 static void test_handover_mid_message(void) {
@@ -449,6 +498,7 @@ void handover_tests(void) {
     run_test("handover: a frame split across reads", test_handover_split_frame);
     run_test("handover: a fragmented message", test_handover_fragmented);
     run_test("handover: inflated messages (permessage-deflate)", test_handover_inflated);
+    run_test("handover: an inflated message sizes the next one's first buffer", test_handover_inflated_first_size);
     run_test("handover: error and cws_conn_free mid-message", test_handover_mid_message);
     run_test("handover: failing allocator at every call", test_handover_alloc_failure);
     run_test("handover: vectors and random streams as without it", test_handover_streams);
