@@ -78,7 +78,7 @@ final class Engine {
 
     /// Parses from `bytes`, which the engine unmasks in place, and returns one step and how many
     /// bytes it used. A reassembled message comes in the buffer it was reassembled in (no copy;
-    /// one of at most 256 bytes is copied compactly, see ``Reassembly/take(_:allocator:)``);
+    /// a small one is copied compactly, see ``Reassembly/take(_:allocator:)``);
     /// other payloads the engine owns (pings) are copied into buffers from `allocator` at once,
     /// since they live only until the next call.
     func parse(_ bytes: UnsafeMutableRawBufferPointer, allocator: ByteBufferAllocator) -> (Step, Int) {
@@ -232,12 +232,13 @@ final class Reassembly {
     /// buffer the engine reassembled it in), as a ByteBuffer.
     ///
     /// A message of at most a quarter of its buffer's capacity is copied into a buffer of its own
-    /// size instead. The engine's first reassembly buffer is 1 KiB and grows by doubling (NIO
-    /// rounds capacities up to a power of two), so that is only a message of at most 256 bytes
-    /// in the first 1 KiB buffer: any longer message fills more than a quarter of its buffer.
-    /// Such a copy costs little (at most 256 bytes; before the handover every message was
-    /// copied), while keeping the 1 KiB would make a held message cost up to 16 times what the
-    /// handler's inbox accounts for it (its readable bytes plus 64).
+    /// size instead. The engine's first reassembly buffer is 1 KiB (up to 4 KiB after inflated
+    /// messages that filled theirs) and grows by doubling (NIO rounds capacities up to a power of
+    /// two), so that is only a message of at most a quarter of that first buffer (256 bytes to
+    /// 1 KiB): any longer message fills more than a quarter of its buffer. Such a copy costs
+    /// little (before the handover every message was copied), while keeping the whole buffer
+    /// would make a small held message cost many times what the handler's inbox accounts for it
+    /// (its readable bytes plus 64): a 16-byte message held in 1 KiB, 13 times.
     func take(_ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard payload.count > 0 else { return allocator.buffer(capacity: 0) }
         let matches = pending != nil && UnsafeRawPointer(base()) == payload.baseAddress
