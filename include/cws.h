@@ -296,10 +296,12 @@ typedef struct cws_config {
      * allocator (holding at least ev->length bytes), and from then on it is the caller's, to free
      * with this allocator's `free` whenever it likes (or to keep). The engine forgets it at once
      * and starts the next message in a new buffer, so it holds no reassembly memory between
-     * messages. An empty message hands over nothing (data is NULL). A buffer that was not handed
-     * over (a message in progress when the connection fails or cws_conn_free is called) is still
-     * the engine's, freed by it no later than cws_conn_free. Control frames and error reasons stay
-     * engine memory as without it. Copied at cws_conn_new (CWS_ERR_INVALID_ARGUMENT when alloc or
+     * messages (a new buffer starts at 1 KiB, or at up to 4 KiB once an inflated message filled
+     * its buffer: the size the kept buffer would have had without a handover). An empty message
+     * hands over nothing (data is NULL). A buffer that was not handed over (a message in
+     * progress when the connection fails or cws_conn_free is called) is still the engine's, freed
+     * by it no later than cws_conn_free. Control frames and error reasons stay engine memory as
+     * without it. Copied at cws_conn_new (CWS_ERR_INVALID_ARGUMENT when alloc or
      * free is NULL); the functions and `user` must stay valid until cws_conn_free and as long as
      * the caller frees handed-over buffers with them. */
     const cws_allocator *reassembly;
@@ -375,8 +377,8 @@ typedef struct cws_event {
  * unfragmented frame wholly inside buf is delivered in place (in_input = 1): no copy. Fragmented
  * messages and frames split across calls are copied into a reassembly buffer (the engine's, or
  * one handed to the caller with cws_config.reassembly), which grows only as bytes arrive and never
- * past max_message_size. Feeding the same bytes in chunks of any size gives
- * the same events. Never reads past buf + len; allocates only to grow the reassembly buffer. */
+ * past max_message_size. Feeding the same bytes in chunks of any size gives the same events.
+ * Never reads past buf + len; allocates only to grow the reassembly buffer. */
 CWS_NODISCARD int cws_conn_parse(cws_conn *c, void *buf, size_t len, size_t *consumed,
                                  cws_event *ev);
 
@@ -415,8 +417,9 @@ CWS_NODISCARD int cws_handshake_accept(const void *key, size_t len, char out[CWS
  *      inflated, in engine-owned memory (in_input = 0, rsv = CWS_RSV1 as on the wire), valid until
  *      the next call (or handed over, with cws_config.reassembly). The inflated size is what
  *      max_message_size limits (CWS_ERR_MESSAGE_TOO_BIG, 1009, as soon as the output would pass
- *      it: the engine never holds more than the limit, whatever the compression ratio). The compressed bytes of one message may be at most
- *      max_message_size + max_message_size / 8 + 64 (more than deflate's worst-case expansion).
+ *      it: the engine never holds more than the limit, whatever the compression ratio). The
+ *      compressed bytes of one message may be at most max_message_size + max_message_size / 8 + 64
+ *      (more than deflate's worst-case expansion).
  *      Text is UTF-8 validated on the inflated bytes as they come out (fail fast, 1007). Corrupt
  *      DEFLATE data is CWS_ERR_INFLATE (1007). RSV1 on a continuation or control frame, or
  *      without the extension, stays CWS_ERR_RESERVED_BITS (1002). Uncompressed messages take the
