@@ -301,9 +301,9 @@ typedef struct cws_config {
      * hands over nothing (data is NULL). A buffer that was not handed over (a message in
      * progress when the connection fails or cws_conn_free is called) is still the engine's, freed
      * by it no later than cws_conn_free. Control frames and error reasons stay engine memory as
-     * without it. Copied at cws_conn_new (CWS_ERR_INVALID_ARGUMENT when alloc or
-     * free is NULL); the functions and `user` must stay valid until cws_conn_free and as long as
-     * the caller frees handed-over buffers with them. */
+     * without it. Copied at cws_conn_new (CWS_ERR_INVALID_ARGUMENT when alloc or free is NULL);
+     * the functions and `user` must stay valid until cws_conn_free and as long as the caller
+     * frees handed-over buffers with them. */
     const cws_allocator *reassembly;
     /* permessage-deflate (RFC 7692): the parameters agreed in the opening handshake (filled by
      * cws_pmd_negotiate or cws_pmd_response_accept), or NULL (the default) when the extension is
