@@ -50,6 +50,13 @@ struct SocketsEcho: AsyncParsableCommand {
     @Option(help: "permessage-deflate: off, on (dedicated, window 15), shared (one deflater per thread, inflaters lent per message), small (window 9), dedicated (sized by --compressor and --decompressor).")
     var compression: Compression = .off
 
+    enum Executor: String, ExpressibleByArgument, CaseIterable {
+        case eventLoop = "event-loop", global
+    }
+
+    @Option(help: "With --api channels: where the handler's task runs, event-loop (the default) or global (Options.handlerExecutor).")
+    var executor: Executor = .eventLoop
+
     @Option(help: "The largest read buffer a busy connection grows to, in bytes (HTTPOptions.maxReadSize).")
     var maxReadSize = 64 * 1024
 
@@ -80,7 +87,8 @@ struct SocketsEcho: AsyncParsableCommand {
                               allowAnyOrigin: true,
                               compression: compression.settings(
                                   compressor: Self.named(compressor, CompressionSettings.Compressor.self),
-                                  decompressor: Self.named(decompressor, CompressionSettings.Decompressor.self)))
+                                  decompressor: Self.named(decompressor, CompressionSettings.Decompressor.self)),
+                              handlerExecutor: executor == .global ? .global : .eventLoop)
         let app = App(http: HTTPOptions(maxReadSize: maxReadSize))
         switch api {
         case .callback:

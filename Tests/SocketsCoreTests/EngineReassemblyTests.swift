@@ -74,8 +74,8 @@ import Testing
         #expect(!text && payload.readableBytes == message.count)
         #expect(payload.readableBytesView.elementsEqual(message))
         // No second copy: the message is the storage the engine grew and wrote into.
-        #expect(engine.reassembly.handedOver == 1 && engine.reassembly.copied == 0)
-        #expect(Self.base(payload) == UnsafeRawPointer(engine.reassembly.lastBase))
+        #expect(engine.handedOver == 1 && engine.copied == 0)
+        #expect(Self.base(payload) == UnsafeRawPointer(engine.lastBase))
         guard case .messageInPlace(true, _, 2) = steps.last else { Issue.record("expected hi in place, got \(steps)"); return }
     }
 
@@ -88,7 +88,7 @@ import Testing
             if i == 4 { stream += Self.frame(0x9, [1, 2, 3]) } // a ping between fragments
         }
         for read in [stream.count, 1000, 7] {
-            let before = engine.reassembly.handedOver
+            let before = engine.handedOver
             let steps = Self.parse(engine, stream, read: read)
             #expect(steps.count == 2)
             guard case .ping = steps.first, case .message(let text, let payload) = steps.last else {
@@ -96,8 +96,8 @@ import Testing
                 continue
             }
             #expect(text && payload.readableBytesView.elementsEqual(message))
-            #expect(engine.reassembly.handedOver == before + 1 && engine.reassembly.copied == 0)
-            #expect(Self.base(payload) == UnsafeRawPointer(engine.reassembly.lastBase))
+            #expect(engine.handedOver == before + 1 && engine.copied == 0)
+            #expect(Self.base(payload) == UnsafeRawPointer(engine.lastBase))
         }
     }
 
@@ -112,13 +112,13 @@ import Testing
         #expect(isCompressed && compressed.readableBytes < message.count / 2)
         let stream = Self.frame(0x1, Array(compressed.readableBytesView), rsv: 0x40)
         for read in [stream.count, 65536] {
-            let before = engine.reassembly.handedOver
+            let before = engine.handedOver
             let steps = Self.parse(engine, stream, read: read)
             #expect(steps.count == 1)
             guard case .message(let text, let payload) = steps.first else { Issue.record("expected a message, got \(steps)"); continue }
             #expect(text && payload.readableBytesView.elementsEqual(message))
-            #expect(engine.reassembly.handedOver == before + 1 && engine.reassembly.copied == 0)
-            #expect(Self.base(payload) == UnsafeRawPointer(engine.reassembly.lastBase))
+            #expect(engine.handedOver == before + 1 && engine.copied == 0)
+            #expect(Self.base(payload) == UnsafeRawPointer(engine.lastBase))
         }
     }
 
@@ -129,8 +129,8 @@ import Testing
         let steps = Self.parse(engine, Self.frame(0x2, message), read: 50)
         guard steps.count == 1, case .message(false, let payload) = steps[0] else { Issue.record("expected a message, got \(steps)"); return }
         #expect(payload.readableBytesView.elementsEqual(message))
-        #expect(engine.reassembly.copied == 1 && engine.reassembly.handedOver == 0)
-        #expect(payload.capacity < 1024 && Self.base(payload) != UnsafeRawPointer(engine.reassembly.lastBase))
+        #expect(engine.copied == 1 && engine.handedOver == 0)
+        #expect(payload.capacity < 1024 && Self.base(payload) != UnsafeRawPointer(engine.lastBase))
     }
 
     @Test func aMessageCutByAnErrorOrByTheEndIsNotDelivered() throws {
@@ -141,7 +141,7 @@ import Testing
         let stream = Self.frame(0x2, part, fin: false) + Self.frame(0x2, part)
         let steps = Self.parse(engine, stream, read: 1000)
         guard steps.count == 1, case .failure(let code, _) = steps[0] else { Issue.record("expected a failure, got \(steps)"); return }
-        #expect(code == 1002 && engine.reassembly.handedOver == 0 && engine.reassembly.copied == 0)
+        #expect(code == 1002 && engine.handedOver == 0 && engine.copied == 0)
         // After a message handed over, a second one cut by the end of the input stays the
         // engine's; the first is intact once the engine is gone.
         var kept: ByteBuffer?
@@ -151,7 +151,7 @@ import Testing
             let steps = Self.parse(engine, Self.frame(0x2, part) + cut[..<3000], read: 1000)
             guard steps.count == 1, case .message(false, let payload) = steps[0] else { Issue.record("expected a message, got \(steps)"); return }
             kept = payload
-            #expect(engine.reassembly.handedOver == 1)
+            #expect(engine.handedOver == 1)
         }
         #expect(kept?.readableBytesView.elementsEqual(part) == true)
     }

@@ -833,3 +833,32 @@ final class FullBacklogListener: Sendable {
         }
     }
 }
+
+/// `Options.handlerExecutor`: the handler's code runs on an event-loop thread by default, and on
+/// Swift's global executor with `.global`; the echo works either way.
+@Suite struct HandlerExecutorTests {
+    @Test(arguments: [HandlerExecutor.eventLoop, .global])
+    func theHandlerRunsWhereTheOptionSays(_ executor: HandlerExecutor) async throws {
+        let app = App()
+        var options = ClientTests.quiet
+        options.handlerExecutor = executor
+        app.get("/where", try Sockets.messages(options)) { _, socket in
+            for await m in socket.receiver {
+                // After an await, so on whatever executor the task resumed on.
+                let onLoop = MultiThreadedEventLoopGroup.currentEventLoop != nil
+                try await socket.send("\(m) \(onLoop ? "event-loop" : "elsewhere")")
+            }
+        }
+        try await withRunning(app) { port in
+            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/where"),
+                                                           try Sockets.messages(ClientTests.quiet),
+                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
+            var it = socket.receiver.makeAsyncIterator()
+            for i in 0..<3 {
+                try await socket.send("m\(i)")
+                #expect(await it.next() == "m\(i) \(executor == .eventLoop ? "event-loop" : "elsewhere")")
+            }
+            await socket.disconnect()
+        }
+    }
+}

@@ -147,11 +147,11 @@ final class AppCore: Sendable {
 
     // MARK: Routing
 
-    private func register(_ channel: any Channel, work: @escaping @Sendable () async -> Void) {
+    private func register(_ channel: any Channel, executor: HandlerExecutor, work: @escaping @Sendable () async -> Void) {
         let id = ObjectIdentifier(channel)
         // Registered before the task can finish, so the removal below always finds it.
         state.withLockedValue { s in
-            let task = Task {
+            let task = executor.startTask(on: channel.eventLoop) {
                 await work()
                 _ = self.state.withLockedValue { $0.sockets.removeValue(forKey: id) }
             }
@@ -191,7 +191,9 @@ final class AppCore: Sendable {
                 response.upgradeRoute = endpoint.route.with { [self] channel, head, acceptance in
                     let socketRequest = SocketRequest(head: head, params: params, remoteAddress: channel.remoteAddress,
                                                       subprotocol: acceptance.subprotocol)
-                    if let work = try endpoint.start(channel, socketRequest) { register(channel, work: work) }
+                    if let work = try endpoint.start(channel, socketRequest) {
+                        register(channel, executor: endpoint.options.handlerExecutor, work: work)
+                    }
                 }
             }
             return response

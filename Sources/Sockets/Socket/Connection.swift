@@ -29,7 +29,7 @@ extension SocketSpec {
         try options.route { channel, head, acceptance in
             let request = SocketRequest(head: head, params: [:], remoteAddress: channel.remoteAddress, subprotocol: acceptance.subprotocol)
             let work = try start(channel: channel, request: request, handler: .socket(handler))
-            Task { await work() }
+            _ = options.handlerExecutor.startTask(on: channel.eventLoop, work)
         }
     }
 
@@ -61,7 +61,7 @@ extension SocketSpec {
             throw WebSocketError.closed
         }
         let socket = Socket(request: request, sender: sender, allocator: allocator, codec: codec,
-                            maxMessageSize: options.maxMessageSize, recvChannelBuffer: options.recvChannelBuffer)
+                            recvChannelBuffer: options.recvChannelBuffer)
         handler.attach(SocketBridge(socket: socket), queueCapacity: options.sendChannelBuffer)
         return socket
     }

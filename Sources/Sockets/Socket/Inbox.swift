@@ -89,19 +89,19 @@ final class Inbox: Sendable {
 
     private let state = NIOLockedValueBox(State())
     let capacity: Int
-    /// The connection's sender (nil in tests): told, from any thread, when messages were taken
+    /// The connection's sender (the socket sends through it too): told, from any thread, when messages were taken
     /// after the producer paused (`resumeReading`) and when a held close may go because every
     /// message before it is answered (`caughtUp`). Held as a value, not in closures: a closure
     /// context per callback was memory per connection.
-    private let sender: WebSocketSender?
+    let sender: WebSocketSender
 
-    init(capacity: Int, sender: WebSocketSender?) {
+    init(capacity: Int, sender: WebSocketSender) {
         self.capacity = max(1, capacity)
         self.sender = sender
     }
 
-    private func onRoom() { sender?.resumeReading() }
-    private func onCaughtUp() { sender?.caughtUp() }
+    private func onRoom() { sender.resumeReading() }
+    private func onCaughtUp() { sender.caughtUp() }
 
     // MARK: Producer side (the connection's event loop)
 

@@ -35,6 +35,10 @@ public struct Options: Sendable {
     /// How many received messages may wait unread before the server stops reading from the socket
     /// (TCP then pushes back on the client). Default 10.
     public var recvChannelBuffer: Int
+    /// Where the task that runs a channel-API handler runs: the connection's event loop (the
+    /// default; no thread hand-off per message) or Swift's global executor. See
+    /// ``HandlerExecutor``.
+    public var handlerExecutor: HandlerExecutor
 
     /// The logger for socket log lines. Default: in an ``App``, the app's logger; elsewhere a
     /// swift-log `Logger` labelled `"sockets"` (swift-log's bootstrap decides where lines go).
@@ -157,6 +161,7 @@ public struct Options: Sendable {
     ///   - allowMissingOrigin: default `false`.
     ///   - allowAnyOrigin: default `false`.
     ///   - compression: default `nil` (off).
+    ///   - handlerExecutor: default `.eventLoop`.
     public init(
         logger: Logger? = nil,
         logLevel: LogLevel = .info,
@@ -173,7 +178,8 @@ public struct Options: Sendable {
         subprotocols: [String] = [],
         allowMissingOrigin: Bool = false,
         allowAnyOrigin: Bool = false,
-        compression: Compression? = nil
+        compression: Compression? = nil,
+        handlerExecutor: HandlerExecutor = .eventLoop
     ) {
         self.configuration = WebSocketConfiguration(
             logger: logger ?? Logger(label: "sockets"), logLevel: logLevel, skipLogging: skipLogging, writeWait: writeWait, pongWait: pongWait,
@@ -183,6 +189,7 @@ public struct Options: Sendable {
                                          allowMissingOrigin: allowMissingOrigin, allowAnyOrigin: allowAnyOrigin)
         self.sendChannelBuffer = sendChannelBuffer
         self.recvChannelBuffer = recvChannelBuffer
+        self.handlerExecutor = handlerExecutor
         self.hasLogger = logger != nil
     }
 

@@ -219,20 +219,19 @@ public final class Socket<Message: Sendable>: Sendable {
     /// The request that opened the connection.
     public let request: SocketRequest
     let inbox: Inbox
-    private let output: WebSocketSender
     let codec: SocketCodec<Message>
     private let allocator: ByteBufferAllocator
-    private let maxMessageSize: Int
 
     init(request: SocketRequest, sender: WebSocketSender, allocator: ByteBufferAllocator, codec: SocketCodec<Message>,
-         maxMessageSize: Int, recvChannelBuffer: Int) {
+         recvChannelBuffer: Int) {
         self.request = request
-        self.output = sender
         self.codec = codec
         self.allocator = allocator
-        self.maxMessageSize = maxMessageSize
         self.inbox = Inbox(capacity: recvChannelBuffer, sender: sender)
     }
+
+    /// The connection's sender, which the inbox holds too (one copy per connection).
+    private var output: WebSocketSender { inbox.sender }
 
     /// The subprotocol agreed in the handshake, if any.
     public var subprotocol: String? { request.subprotocol }
@@ -321,7 +320,7 @@ public final class Socket<Message: Sendable>: Sendable {
     nonisolated(nonsending) func send(frame: WebSocketOutbound) async throws {
         switch frame {
         case .text(let b), .binary(let b), .uncompressed(.text(let b)), .uncompressed(.binary(let b)):
-            if b.readableBytes > maxMessageSize { throw WebSocketError.outgoingMessageTooBig }
+            if b.readableBytes > output.maxMessageSize { throw WebSocketError.outgoingMessageTooBig }
         case .ping, .close:
             break
         }

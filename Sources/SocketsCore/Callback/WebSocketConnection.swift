@@ -92,7 +92,7 @@ public struct WebSocketSender: Sendable {
     let context: NIOLoopBound<ChannelHandlerContext>
     /// The event loop's side of a hop: made once per connection.
     let drain: @Sendable () -> Void
-    let maxMessageSize: Int
+    package let maxMessageSize: Int
 
     /// Queues a message.
     ///

@@ -6,18 +6,26 @@ import NIOCore
 /// Allocates the engine once and frees it in `deinit`. It is not `Sendable`: it lives inside the
 /// channel handler, on the channel's event loop.
 final class Engine {
-    private let conn: OpaquePointer
+    /// Set once in `init` (after the reassembly state, since the C engine is given `self`).
+    private var conn: OpaquePointer!
     /// The pool the engine borrows inflaters from (shared mode), kept alive as long as the engine.
     private let inflaters: InflaterPool?
-    /// Where the C engine reassembles messages (`cws_config.reassembly`): the storage of a
-    /// ByteBuffer, handed over as the message. Kept alive as long as the engine (its `user`).
-    let reassembly: Reassembly
 
+    // Reassembly (`cws_config.reassembly`, see the extension below): here rather than in an
+    // object of its own, which was one more allocation per connection.
     /// The allocator reassembly buffers come from: the channel's, once the handler is added.
-    var allocator: ByteBufferAllocator {
-        get { reassembly.allocator }
-        set { reassembly.allocator = newValue }
-    }
+    var allocator = ByteBufferAllocator()
+    /// The buffer the engine is reassembling into; its storage starts at the pointer the engine has.
+    private var pending: ByteBuffer?
+    #if DEBUG
+    // For tests only (debug builds): not memory per connection in a release build.
+    /// Messages handed over as their reassembly buffer, and messages copied instead (small ones,
+    /// see `take`).
+    private(set) var handedOver = 0
+    private(set) var copied = 0
+    /// The storage base last given to the engine (by alloc or realloc).
+    private(set) var lastBase: UnsafeMutableRawPointer?
+    #endif
 
     /// - Throws: ``WebSocketError`` if the C engine refuses the limits (they are checked earlier
     ///   by ``WebSocketConfiguration/validate()``, so this means a bug) or cannot allocate.
@@ -32,11 +40,9 @@ final class Engine {
         cfg.max_message_size = UInt64(maxMessageSize)
         cfg.max_frame_size = UInt64(maxFrameSize)
         cfg.allowed_rsv = allowedRSV
-        let reassembly = Reassembly()
-        self.reassembly = reassembly
-        // Copied at cws_conn_new; `user` stays valid as long as `reassembly` (as long as self).
-        var hooks = cws_allocator(alloc: Reassembly.cAlloc, realloc: Reassembly.cRealloc, free: Reassembly.cFree,
-                                  user: Unmanaged.passUnretained(reassembly).toOpaque())
+        // Copied at cws_conn_new; `user` is self, which outlives the C engine (freed in deinit).
+        var hooks = cws_allocator(alloc: Engine.cAlloc, realloc: Engine.cRealloc, free: Engine.cFree,
+                                  user: Unmanaged.passUnretained(self).toOpaque())
         var c: OpaquePointer?
         let st: Int32 = withUnsafePointer(to: &hooks) { hooks in
             cfg.reassembly = hooks
@@ -54,7 +60,7 @@ final class Engine {
         self.conn = c
     }
 
-    deinit { cws_conn_free(conn) }
+    deinit { if let conn { cws_conn_free(conn) } }
 
     /// One step of parsing.
     enum Step {
@@ -62,7 +68,7 @@ final class Engine {
         /// the bytes given to `parse`), unmasked in place.
         case messageInPlace(text: Bool, offset: Int, length: Int)
         /// A message reassembled by the engine (split across reads, fragmented or inflated): the
-        /// buffer it was reassembled in, handed over (see ``Reassembly``).
+        /// buffer it was reassembled in, handed over (see `take(_:allocator:)`).
         case message(text: Bool, ByteBuffer)
         case ping(ByteBuffer)
         case pong
@@ -78,7 +84,7 @@ final class Engine {
 
     /// Parses from `bytes`, which the engine unmasks in place, and returns one step and how many
     /// bytes it used. A reassembled message comes in the buffer it was reassembled in (no copy;
-    /// a small one is copied compactly, see ``Reassembly/take(_:allocator:)``);
+    /// a small one is copied compactly, see `take(_:allocator:)`);
     /// other payloads the engine owns (pings) are copied into buffers from `allocator` at once,
     /// since they live only until the next call.
     func parse(_ bytes: UnsafeMutableRawBufferPointer, allocator: ByteBufferAllocator) -> (Step, Int) {
@@ -93,7 +99,7 @@ final class Engine {
                 if ev.in_input == 1 {
                     return (.messageInPlace(text: text, offset: ev.offset, length: ev.length), used)
                 }
-                return (.message(text: text, reassembly.take(payload, allocator: allocator)), used)
+                return (.message(text: text, take(payload, allocator: allocator)), used)
             case Int32(CWS_EVENT_PING.rawValue):
                 var buf = allocator.buffer(capacity: ev.length)
                 buf.writeBytes(payload)
@@ -185,17 +191,7 @@ extension Engine: Sendable {}
 /// reference to its storage (so growing it reallocates in place, never copies on write). When the
 /// engine delivers the message it forgets the buffer; ``take(_:allocator:)`` takes `pending`.
 /// If the engine fails or is freed mid-message, it frees the buffer through `cFree`.
-final class Reassembly {
-    var allocator = ByteBufferAllocator()
-    /// The buffer the engine is reassembling into; its storage starts at the pointer the engine has.
-    private var pending: ByteBuffer?
-    /// Messages handed over as their reassembly buffer, and messages copied instead (small ones,
-    /// see `take`). For tests.
-    private(set) var handedOver = 0
-    private(set) var copied = 0
-    /// The storage base last given to the engine (by alloc or realloc). For tests.
-    private(set) var lastBase: UnsafeMutableRawPointer?
-
+extension Engine {
     /// The first byte of the storage of `pending` (the slice of a fresh buffer starts at its
     /// storage's first byte, and `pending` holds the only reference, so this never copies).
     private func base() -> UnsafeMutableRawPointer? {
@@ -207,8 +203,7 @@ final class Reassembly {
         // the engine may still point at.
         guard pending == nil, size > 0 else { return nil }
         pending = allocator.buffer(capacity: size)
-        lastBase = base()
-        return lastBase
+        return given(base())
     }
 
     fileprivate func reallocate(_ ptr: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
@@ -219,8 +214,14 @@ final class Reassembly {
         // would copy the readable bytes): make them all readable so both ways keep them.
         pending!.moveWriterIndex(to: pending!.capacity)
         pending!.reserveCapacity(size)
-        lastBase = base()
-        return lastBase
+        return given(base())
+    }
+
+    private func given(_ base: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+        #if DEBUG
+        lastBase = base
+        #endif
+        return base
     }
 
     fileprivate func free(_ ptr: UnsafeMutableRawPointer?) {
@@ -245,7 +246,9 @@ final class Reassembly {
         guard matches, var buffer = pending, payload.count > buffer.capacity / 4 else {
             // Not the pending buffer (never expected: then the engine still owns the payload,
             // valid until the next call), or a small message: a copy of its own size.
+            #if DEBUG
             copied += 1
+            #endif
             var copy = allocator.buffer(capacity: payload.count)
             copy.writeBytes(payload)
             if matches { pending = nil }
@@ -254,24 +257,24 @@ final class Reassembly {
         pending = nil
         buffer.moveReaderIndex(to: 0)
         buffer.moveWriterIndex(to: payload.count)
+        #if DEBUG
         handedOver += 1
+        #endif
         return buffer
     }
 
     static let cAlloc: @convention(c) (Int, UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { size, user in
-        Unmanaged<Reassembly>.fromOpaque(user!).takeUnretainedValue().allocate(size)
+        Unmanaged<Engine>.fromOpaque(user!).takeUnretainedValue().allocate(size)
     }
     static let cRealloc: @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = {
         ptr, size, user in
-        Unmanaged<Reassembly>.fromOpaque(user!).takeUnretainedValue().reallocate(ptr, size)
+        Unmanaged<Engine>.fromOpaque(user!).takeUnretainedValue().reallocate(ptr, size)
     }
     static let cFree: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { ptr, user in
-        Unmanaged<Reassembly>.fromOpaque(user!).takeUnretainedValue().free(ptr)
+        Unmanaged<Engine>.fromOpaque(user!).takeUnretainedValue().free(ptr)
     }
 }
 
-@available(*, unavailable)
-extension Reassembly: Sendable {}
 
 /// Which end of a connection a ``WebSocketHandler`` is (RFC 6455 §5.1): a server receives masked
 /// frames and sends unmasked ones; a client the reverse, with a fresh random masking key per frame.
