@@ -54,8 +54,8 @@ struct SocketsEcho: AsyncParsableCommand {
         case eventLoop = "event-loop", global
     }
 
-    @Option(help: "With --api channels: where the handler's task runs, event-loop (the default) or global (Options.handlerExecutor).")
-    var executor: Executor = .eventLoop
+    @Option(help: "With --api channels: where the handler's task runs, global (the default) or event-loop (Options.handlerExecutor).")
+    var executor: Executor = .global
 
     @Option(help: "The largest read buffer a busy connection grows to, in bytes (HTTPOptions.maxReadSize).")
     var maxReadSize = 64 * 1024

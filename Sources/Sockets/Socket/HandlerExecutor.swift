@@ -3,7 +3,7 @@ import NIOCore
 
 /// Where the task that runs a channel-API route's handler runs (``Options/handlerExecutor``).
 public enum HandlerExecutor: Sendable, Hashable {
-    /// The connection's event loop (the default): the handler's nonisolated code, the waits of
+    /// The connection's event loop: the handler's nonisolated code, the waits of
     /// `receiver` and `send` run on the thread that reads and writes the connection, so a
     /// message reaches the handler and its reply reaches the socket with no thread hand-off,
     /// as in the callback API. A handler that blocks, or computes for long, delays the other
@@ -12,9 +12,10 @@ public enum HandlerExecutor: Sendable, Hashable {
     /// concurrency runtime's task executors (macOS 15, iOS 18, tvOS 18, watchOS 11, Linux):
     /// elsewhere the handler runs on the global executor.
     case eventLoop
-    /// Swift's global concurrent executor: each message crosses from the event loop to the
-    /// handler's thread and its reply back (measured 0.8-0.9x the event loop's messages per
-    /// CPU-second in a 32-byte echo, Benchmarks/RESULTS-echo.md).
+    /// Swift's global concurrent executor (the default): each message crosses from the event
+    /// loop to the handler's thread and its reply back. A 32-byte echo with the server pinned to
+    /// one CPU measured the same messages per CPU-second either way (Benchmarks/RESULTS-echo.md,
+    /// round 4); on more cores the handlers run beside the event loops.
     case global
 
     /// Starts `operation`, the handler's work for a connection on `loop`, in a task of its own.

@@ -35,9 +35,8 @@ public struct Options: Sendable {
     /// How many received messages may wait unread before the server stops reading from the socket
     /// (TCP then pushes back on the client). Default 10.
     public var recvChannelBuffer: Int
-    /// Where the task that runs a channel-API handler runs: the connection's event loop (the
-    /// default; no thread hand-off per message) or Swift's global executor. See
-    /// ``HandlerExecutor``.
+    /// Where the task that runs a channel-API handler runs: Swift's global executor (the default)
+    /// or the connection's event loop (no thread hand-off per message). See ``HandlerExecutor``.
     public var handlerExecutor: HandlerExecutor
 
     /// The logger for socket log lines. Default: in an ``App``, the app's logger; elsewhere a
@@ -161,7 +160,7 @@ public struct Options: Sendable {
     ///   - allowMissingOrigin: default `false`.
     ///   - allowAnyOrigin: default `false`.
     ///   - compression: default `nil` (off).
-    ///   - handlerExecutor: default `.eventLoop`.
+    ///   - handlerExecutor: default `.global`.
     public init(
         logger: Logger? = nil,
         logLevel: LogLevel = .info,
@@ -179,7 +178,7 @@ public struct Options: Sendable {
         allowMissingOrigin: Bool = false,
         allowAnyOrigin: Bool = false,
         compression: Compression? = nil,
-        handlerExecutor: HandlerExecutor = .eventLoop
+        handlerExecutor: HandlerExecutor = .global
     ) {
         self.configuration = WebSocketConfiguration(
             logger: logger ?? Logger(label: "sockets"), logLevel: logLevel, skipLogging: skipLogging, writeWait: writeWait, pongWait: pongWait,

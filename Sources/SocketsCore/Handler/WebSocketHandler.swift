@@ -57,7 +57,15 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private let engine: Engine
     private let role: WebSocketRole
     private var random = SystemRandomNumberGenerator()
-    private let configuration: WebSocketConfiguration
+    // What the handler needs of its configuration after `init`, not the whole configuration
+    // (its timers, limits and settings are memory per connection: about 0.2 KiB).
+    /// The connection's log lines.
+    private let log: ConnectionLog
+    private let maxMessageSize: Int
+    private let maxBufferedAmount: Int
+    private let backpressurePolicy: WebSocketConfiguration.BackpressurePolicy
+    /// The route's permessage-deflate settings, when the extension was agreed.
+    private let compressionSettings: CompressionSettings?
     private var machine: ConnectionStateMachine
     private let compression: CompressionAgreement?
     private var deflater: Deflater?
@@ -158,7 +166,11 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     package init(configuration: WebSocketConfiguration, compression: CompressionAgreement?, behavior: WebSocketBehavior? = nil,
                  role: WebSocketRole = .server) throws {
         try configuration.validate()
-        self.configuration = configuration
+        self.log = configuration.connectionLog
+        self.maxMessageSize = configuration.maxMessageSize
+        self.maxBufferedAmount = configuration.maxBufferedAmount
+        self.backpressurePolicy = configuration.backpressurePolicy
+        self.compressionSettings = compression == nil ? nil : configuration.compression
         self.compression = compression
         self.role = role
         // Shared mode (server): the thread's inflater pool, when the client agreed to reset after
@@ -188,7 +200,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// The connection's configuration (its logger carries the connection's log metadata).
-    package var connectionLog: ConnectionLog { configuration.connectionLog }
+    package var connectionLog: ConnectionLog { log }
 
     /// Puts an application on top of the handler (the channel layer's socket). Call it on the
     /// event loop before the first read is handled, e.g. from a route's `onUpgrade`.
@@ -277,7 +289,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Reports a socket error as a failure and closes the channel.
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if machine.state == .open || machine.state == .closeSent {
-            configuration.log(.warning, "socket error: \(error)")
+            log.log(.warning, "socket error: \(error)")
         }
         execute(machine.socketError("\(error)"), context: context)
     }
@@ -383,7 +395,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         if let queue, queue.setPaused(!writable) { drainQueue(context: context) }
         if writable {
             resumeReadingIfHeld(context: context)
-            if overLimit, !buffered(moreThan: configuration.maxBufferedAmount, context: context) {
+            if overLimit, !buffered(moreThan: maxBufferedAmount, context: context) {
                 overLimit = false
                 if let application { application.drain(WebSocketConnection(handler: self, context: context)) }
             }
@@ -500,12 +512,12 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func process(_ step: Engine.Step, context: ChannelHandlerContext, report: Bool = false) {
         switch step {
         case .close(let code, let reason):
-            configuration.log(.info, "peer closed the connection: \(code) \(reason)", metadata: Self.closeMetadata(code, reason))
+            log.log(.info, "peer closed the connection: \(code) \(reason)", metadata: Self.closeMetadata(code, reason))
             metrics.closeReceived(code: code)
             execute(machine.receivedClose(code: CloseCode(rawValue: code), reason: reason), context: context, report: report)
         case .failure(let code, let reason):
             let error = WebSocketError(code: CloseCode(rawValue: code), reason: reason)
-            configuration.log(.warning, "closing connection: \(error)", metadata: Self.closeMetadata(code, reason))
+            log.log(.warning, "closing connection: \(error)", metadata: Self.closeMetadata(code, reason))
             execute(machine.fail(error), context: context, report: report)
         default:
             break
@@ -553,7 +565,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func closeTimeoutElapsed(context: ChannelHandlerContext) {
-        configuration.log(.info, machine.waitingForPeerTCPClose ? "server did not close TCP within closeTimeout after the close handshake; closing it"
+        log.log(.info, machine.waitingForPeerTCPClose ? "server did not close TCP within closeTimeout after the close handshake; closing it"
                                                                 : "peer did not complete the close handshake within closeTimeout")
         execute(machine.closeTimeoutElapsed(), context: context)
     }
@@ -573,12 +585,12 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .text(let b): (Engine.opText, b)
         case .binary(let b): (Engine.opBinary, b)
         }
-        guard payload.readableBytes <= configuration.maxMessageSize else { return .tooBig }
+        guard payload.readableBytes <= maxMessageSize else { return .tooBig }
         outMessages &+= 1
         outBytes &+= payload.readableBytes
         // A message marked uncompressed, or under the threshold, never reaches the deflater (so
         // never its window, and never creates it); created on the first message worth compressing.
-        if compress, let compression, let settings = configuration.compression, payload.readableBytes >= settings.threshold {
+        if compress, let compression, let settings = compressionSettings, payload.readableBytes >= settings.threshold {
             if deflater == nil {
                 deflater = settings.memory == .shared ? Deflater.shared(settings: settings)
                     : Deflater(settings: settings, agreement: compression, role: role)
@@ -718,7 +730,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             writtenWhenArmed = written // progress: wait another writeWait
             writeCheckAt = context.eventLoop.now + writeWait
         } else {
-            configuration.log(.warning, "closing connection: \(WebSocketError.writeTimeout)", metadata: Self.closeMetadata(WebSocketError.writeTimeout))
+            log.log(.warning, "closing connection: \(WebSocketError.writeTimeout)", metadata: Self.closeMetadata(WebSocketError.writeTimeout))
             execute(machine.writeTimedOut(), context: context)
         }
     }
@@ -729,21 +741,21 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func sendFromApplication(_ message: WebSocketMessage, compress: Bool, context: ChannelHandlerContext) -> WebSocketSendResult {
         guard machine.canSend else { return .closed }
-        if buffered(moreThan: configuration.maxBufferedAmount, context: context) {
-            switch configuration.backpressurePolicy {
+        if buffered(moreThan: maxBufferedAmount, context: context) {
+            switch backpressurePolicy {
             case .drop:
                 overLimit = true
                 metrics.dropped()
                 return .dropped
             case .close:
                 let error = WebSocketError(code: .policyViolation, reason: "peer does not read: more than maxBufferedAmount unsent")
-                configuration.log(.warning, "closing connection: \(error)", metadata: Self.closeMetadata(error))
+                log.log(.warning, "closing connection: \(error)", metadata: Self.closeMetadata(error))
                 execute(machine.fail(error), context: context)
                 return .closed
             }
         }
         let result = frameMessage(context: context, message, compress: compress)
-        if result == .sent, buffered(moreThan: configuration.maxBufferedAmount, context: context) {
+        if result == .sent, buffered(moreThan: maxBufferedAmount, context: context) {
             overLimit = true
             return .backpressure
         }
@@ -760,7 +772,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     func closeFromApplication(_ code: CloseCode, reason: String, context: ChannelHandlerContext) {
         if machine.canSend { drainQueue(context: context, closing: true) } // what other threads sent before goes first
         let action = machine.sendClose(code: code, reason: reason)
-        if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
+        if action != .none { log.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
         execute(action, context: context)
     }
 
@@ -777,7 +789,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         let hop = drainHop ?? { @Sendable in loop.value.drainQueue(context: boundContext.value) }
         drainHop = hop
         return WebSocketSender(queue: queue, loop: loop, context: boundContext, drain: hop,
-                               maxMessageSize: configuration.maxMessageSize)
+                               maxMessageSize: maxMessageSize)
     }
 
     /// Takes what other threads queued, frames it, and flushes once. Not re-entered: a drain
@@ -846,7 +858,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .close(let code, let reason):
             if machine.canSend { drainQueue(context: context, closing: true) } // what other threads sent before goes first
             let action = machine.sendClose(code: code, reason: reason)
-            if action != .none { configuration.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
+            if action != .none { log.log(.info, "closing connection: \(code.rawValue) \(reason)", metadata: Self.closeMetadata(code.rawValue, reason)) }
             execute(action, context: context, promise: promise)
             return
         }
@@ -908,7 +920,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             closeAt = nil
             if closeIsForPendingEnding, let step = pendingEnding {
                 pendingEnding = nil
-                configuration.log(.info, "application did not answer the messages before the close within closeTimeout")
+                log.log(.info, "application did not answer the messages before the close within closeTimeout")
                 dropHeld()
                 process(step, context: context, report: !pendingEndingReported)
             } else if !closeIsForPendingEnding {
@@ -934,7 +946,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             case let action:
                 livenessAt = nil
                 if action != .none {
-                    configuration.log(.warning, "closing connection: \(WebSocketError.pongTimeout)", metadata: Self.closeMetadata(WebSocketError.pongTimeout))
+                    log.log(.warning, "closing connection: \(WebSocketError.pongTimeout)", metadata: Self.closeMetadata(WebSocketError.pongTimeout))
                     metrics.pingUnanswered()
                 }
                 execute(action, context: context)
