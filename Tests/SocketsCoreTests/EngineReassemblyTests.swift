@@ -48,7 +48,7 @@ import Testing
             chunk.withUnsafeMutableBytes { raw in
                 var off = 0
                 while true {
-                    let (step, used) = engine.parse(UnsafeMutableRawBufferPointer(rebasing: raw[off...]), allocator: ByteBufferAllocator())
+                    let (step, used) = engine.parse(UnsafeMutableRawBufferPointer(rebasing: raw[off...]))
                     if case .needMore = step { break }
                     steps.append(step)
                     if case .failure = step { failed = true; break }

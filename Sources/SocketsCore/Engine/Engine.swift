@@ -13,7 +13,8 @@ final class Engine {
 
     // Reassembly (`cws_config.reassembly`, see the extension below): here rather than in an
     // object of its own, which was one more allocation per connection.
-    /// The allocator reassembly buffers come from: the channel's, once the handler is added.
+    /// The allocator of the buffers `parse` hands on (reassembled messages, copies of pings): the
+    /// channel's, once the handler is added.
     var allocator = ByteBufferAllocator()
     /// The buffer the engine is reassembling into; its storage starts at the pointer the engine has.
     private var pending: ByteBuffer?
@@ -68,7 +69,7 @@ final class Engine {
         /// the bytes given to `parse`), unmasked in place.
         case messageInPlace(text: Bool, offset: Int, length: Int)
         /// A message reassembled by the engine (split across reads, fragmented or inflated): the
-        /// buffer it was reassembled in, handed over (see `take(_:allocator:)`).
+        /// buffer it was reassembled in, handed over (see `take(_:)`).
         case message(text: Bool, ByteBuffer)
         case ping(ByteBuffer)
         case pong
@@ -84,10 +85,9 @@ final class Engine {
 
     /// Parses from `bytes`, which the engine unmasks in place, and returns one step and how many
     /// bytes it used. A reassembled message comes in the buffer it was reassembled in (no copy;
-    /// a small one is copied compactly, see `take(_:allocator:)`);
-    /// other payloads the engine owns (pings) are copied into buffers from `allocator` at once,
-    /// since they live only until the next call.
-    func parse(_ bytes: UnsafeMutableRawBufferPointer, allocator: ByteBufferAllocator) -> (Step, Int) {
+    /// a small one is copied compactly, see `take(_:)`); other payloads the engine owns (pings)
+    /// are copied into buffers from `allocator` at once, since they live only until the next call.
+    func parse(_ bytes: UnsafeMutableRawBufferPointer) -> (Step, Int) {
         var used = 0
         var ev = cws_event()
         let st = cws_conn_parse(conn, bytes.baseAddress, bytes.count, &used, &ev)
@@ -99,7 +99,7 @@ final class Engine {
                 if ev.in_input == 1 {
                     return (.messageInPlace(text: text, offset: ev.offset, length: ev.length), used)
                 }
-                return (.message(text: text, take(payload, allocator: allocator)), used)
+                return (.message(text: text, take(payload)), used)
             case Int32(CWS_EVENT_PING.rawValue):
                 var buf = allocator.buffer(capacity: ev.length)
                 buf.writeBytes(payload)
@@ -189,7 +189,7 @@ extension Engine: Sendable {}
 /// the engine, from the reads into this buffer) and handed on as that ByteBuffer, not copied a
 /// second time. The engine owns at most one reassembly buffer at a time: `pending`, the only
 /// reference to its storage (so growing it reallocates in place, never copies on write). When the
-/// engine delivers the message it forgets the buffer; ``take(_:allocator:)`` takes `pending`.
+/// engine delivers the message it forgets the buffer; `take(_:)` takes `pending`.
 /// If the engine fails or is freed mid-message, it frees the buffer through `cFree`.
 extension Engine {
     /// The first byte of the storage of `pending` (the slice of a fresh buffer starts at its
@@ -240,7 +240,7 @@ extension Engine {
     /// little (before the handover every message was copied), while keeping the whole buffer
     /// would make a small held message cost many times what the handler's inbox accounts for it
     /// (its readable bytes plus 64): a 16-byte message held in 1 KiB, 13 times.
-    func take(_ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    func take(_ payload: UnsafeRawBufferPointer) -> ByteBuffer {
         guard payload.count > 0 else { return allocator.buffer(capacity: 0) }
         let matches = pending != nil && UnsafeRawPointer(base()) == payload.baseAddress
         guard matches, var buffer = pending, payload.count > buffer.capacity / 4 else {

@@ -106,7 +106,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// something is held (an idle connection holds none), and none again once it is all taken.
     private var held = HeldMessages()
     private var heldCost = 0
-    private let holdLimit: Int
+    private var holdLimit: Int { maxMessageSize }
     /// What one held message costs beyond its bytes, so that empty messages are bounded too.
     static let heldEntryCost = 64
     /// Whether `pendingEnding` was reported to the application (it is not while messages
@@ -183,7 +183,6 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                           closeTimeout: TimeAmount(saturating: configuration.closeTimeout)),
             now: .uptimeNanoseconds(0), role: role)
         self.writeWait = TimeAmount(saturating: configuration.writeWait)
-        self.holdLimit = configuration.maxMessageSize
         self.metrics = configuration.metrics
         self.application = behavior.map(BehaviorApplication.init)
     }
@@ -311,7 +310,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             let all = UnsafeMutableRawBufferPointer(mutating: raw)
             var offset = 0
             parsing: while true {
-                let (step, used) = engine.parse(UnsafeMutableRawBufferPointer(rebasing: all[offset...]), allocator: allocator)
+                let (step, used) = engine.parse(UnsafeMutableRawBufferPointer(rebasing: all[offset...]))
                 switch step {
                 case .needMore, .closed:
                     break parsing
