@@ -14,8 +14,9 @@ import SocketsCore
 ///
 /// Bounds: when `capacity` messages wait unread, `push(message:)` tells the producer (the
 /// connection's event loop) to stop reading the socket, and the inbox resumes it (through the
-/// connection's sender) once readers took half of them. Errors never stop the producer; at most `capacity` of them are kept (the oldest
-/// is dropped), so a peer sending endless bad messages cannot grow memory.
+/// connection's sender) once readers took half of them. Errors never stop the producer; at most
+/// `capacity` of them are kept (the oldest is dropped), so a peer sending endless bad messages
+/// cannot grow memory.
 ///
 /// Not generic: a message is held as `any Sendable` (inline for values of up to three words, such
 /// as `WebSocketMessage`, `String` or `[UInt8]`) and cast back to the socket's type by the reader.
@@ -89,10 +90,10 @@ final class Inbox: Sendable {
 
     private let state = NIOLockedValueBox(State())
     let capacity: Int
-    /// The connection's sender (the socket sends through it too): told, from any thread, when messages were taken
-    /// after the producer paused (`resumeReading`) and when a held close may go because every
-    /// message before it is answered (`caughtUp`). Held as a value, not in closures: a closure
-    /// context per callback was memory per connection.
+    /// The connection's sender (the socket sends through it too): told, from any thread, when
+    /// messages were taken after the producer paused (`resumeReading`) and when a held close may
+    /// go because every message before it is answered (`caughtUp`). Held as a value, not in
+    /// closures: a closure context per callback was memory per connection.
     let sender: WebSocketSender
 
     init(capacity: Int, sender: WebSocketSender) {
@@ -192,23 +193,31 @@ final class Inbox: Sendable {
     /// Takes the oldest entry of the wanted kind, waiting for one; nil once the inbox is finished
     /// and holds none. Cancellation ends the wait with nil.
     nonisolated(nonsending) func take(_ want: Want) async -> Entry? {
-        let caughtUp = state.withLockedValue { s -> Bool in
+        // One lock per call (this is every message's path): the reader has answered what it took
+        // before (a held close may go now), then the oldest entry it wants, or an id to wait under.
+        var caughtUp = false
+        var room = false
+        let now: TakeResult = state.withLockedValue { s in
             s.answering = false
             if s.closeHeld && s.messageCount == 0 {
                 s.closeHeld = false
-                return true
+                caughtUp = true
             }
-            return false
+            if let e = Self.takeLocked(&s, want) {
+                room = Self.roomLocked(&s, capacity: capacity)
+                return .entry(e)
+            }
+            if s.finished != nil { return .finished }
+            s.nextID += 1
+            return .wait(s.nextID)
         }
         if caughtUp { onCaughtUp() }
-        switch takeNow(want) {
+        if room { onRoom() }
+        let id: UInt64
+        switch now {
         case .entry(let e): return e
         case .finished: return nil
-        case .empty: break
-        }
-        let id = state.withLockedValue { s -> UInt64 in
-            s.nextID += 1
-            return s.nextID
+        case .wait(let waitID): id = waitID
         }
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Entry?, Never>) in
@@ -233,20 +242,7 @@ final class Inbox: Sendable {
         }
     }
 
-    private enum TakeResult { case entry(Entry), finished, empty }
-
-    private func takeNow(_ want: Want) -> TakeResult {
-        var room = false
-        let r: TakeResult = state.withLockedValue { s in
-            if let e = Self.takeLocked(&s, want) {
-                room = Self.roomLocked(&s, capacity: capacity)
-                return .entry(e)
-            }
-            return s.finished != nil ? .finished : .empty
-        }
-        if room { onRoom() }
-        return r
-    }
+    private enum TakeResult { case entry(Entry), finished, wait(UInt64) }
 
     /// Whether the producer paused and there is room again (half the capacity free, so that
     /// resuming is one hop per several messages, not per message).
@@ -352,16 +348,16 @@ struct PingSlots {
         case waiting(CheckedContinuation<Void, any Error>)
         case ended((any Error)?)
     }
-    var next: UInt64 = 0
+    /// By id (from the inbox's `nextID`, which the waits of readers draw from too).
     var slots: [UInt64: Slot] = [:]
 }
 
 extension Inbox {
     func registerPing() -> UInt64 {
         state.withLockedValue { s in
-            s.pings.next += 1
-            s.pings.slots[s.pings.next] = .pending
-            return s.pings.next
+            s.nextID += 1
+            s.pings.slots[s.nextID] = .pending
+            return s.nextID
         }
     }
 

@@ -29,36 +29,32 @@ public struct SocketRequest: Sendable {
 
     /// The request head (method, URI, headers), rebuilt on each use.
     public var head: HTTPRequestHead {
-        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+        let (uri, headers) = Packed.read(packed) { r in (r.string(), r.headers()) }
+        return HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
     }
 
     /// Path parameters from the route pattern (`:name`, and `*` for a catch-all), rebuilt on each
     /// use.
     public var params: [String: String] {
-        var result: [String: String] = [:]
-        Packed.read(packed) { _, _, params in
-            result.reserveCapacity(params.count)
-            for (name, value) in params { result[name] = value }
+        Packed.read(packed) { r in
+            r.skipString()
+            r.skipPairs()
+            var result: [String: String] = [:]
+            r.pairs { name, value in result[name] = value }
+            return result
         }
-        return result
     }
 
     /// The request's headers, rebuilt on each use.
     public var headers: HTTPHeaders {
-        var result = HTTPHeaders()
-        Packed.read(packed) { _, headers, _ in
-            result.reserveCapacity(headers.count)
-            for (name, value) in headers { result.add(name: name, value: value) }
+        Packed.read(packed) { r in
+            r.skipString()
+            return r.headers()
         }
-        return result
     }
 
     /// The request URI (path and query).
-    public var uri: String {
-        var result = ""
-        Packed.read(packed) { uri, _, _ in result = uri }
-        return result
-    }
+    public var uri: String { Packed.read(packed) { r in r.string() } }
 
     /// The request path, without the query.
     public var path: String { String(RequestTarget.path(of: uri)) }
@@ -111,31 +107,50 @@ enum Packed {
         return out
     }
 
-    /// Unpacks: `body` gets the URI, the headers and the parameters.
-    static func read(_ packed: [UInt8], _ body: (String, [(String, String)], [(String, String)]) -> Void) {
+    /// Reads `packed` with `body`, which takes (or skips) the parts in order: the URI, the
+    /// headers, the parameters. Only what is taken is decoded.
+    static func read<R>(_ packed: [UInt8], _ body: (inout Reader) -> R) -> R {
         packed.withUnsafeBytes { raw in
-            var at = 0
-            func int() -> Int {
-                let n = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
-                at += 4
-                return Int(UInt32(littleEndian: n))
+            var reader = Reader(raw: raw)
+            return body(&reader)
+        }
+    }
+
+    struct Reader {
+        let raw: UnsafeRawBufferPointer
+        var at = 0
+
+        mutating func int() -> Int {
+            let n = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+            at += 4
+            return Int(UInt32(littleEndian: n))
+        }
+
+        mutating func string() -> String {
+            let n = int()
+            defer { at += n }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[at..<at + n]), as: UTF8.self)
+        }
+
+        mutating func skipString() { at += int() }
+
+        /// Each name and value of the next part, in order.
+        mutating func pairs(_ each: (String, String) -> Void) {
+            for _ in 0..<int() { each(string(), string()) }
+        }
+
+        mutating func skipPairs() {
+            for _ in 0..<int() {
+                skipString()
+                skipString()
             }
-            func string() -> String {
-                let n = int()
-                defer { at += n }
-                return String(decoding: UnsafeRawBufferPointer(rebasing: raw[at..<at + n]), as: UTF8.self)
-            }
-            func pairs() -> [(String, String)] {
-                let count = int()
-                var result: [(String, String)] = []
-                result.reserveCapacity(count)
-                for _ in 0..<count { result.append((string(), string())) }
-                return result
-            }
-            let uri = string()
-            let headers = pairs()
-            let params = pairs()
-            body(uri, headers, params)
+        }
+
+        /// The next part (the headers) as HTTP headers.
+        mutating func headers() -> HTTPHeaders {
+            var result = HTTPHeaders()
+            pairs { name, value in result.add(name: name, value: value) }
+            return result
         }
     }
 }
