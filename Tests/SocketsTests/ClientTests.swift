@@ -832,6 +832,77 @@ final class FullBacklogListener: Sendable {
             #expect(await socket.done.code == .normalClosure)
         }
     }
+
+    /// The connection's own task waits on `receiver` without a cancellation handler (nothing
+    /// outside the library can cancel it while it waits): cancelled by itself, it still ends its
+    /// next wait at once instead of waiting for a message.
+    @Test(.timeLimit(.minutes(1)), arguments: [HandlerExecutor.global, .eventLoop])
+    func theHandlersOwnTaskCancelledEndsItsNextWait(_ executor: HandlerExecutor) async throws {
+        let app = App()
+        var options = ClientTests.quiet
+        options.handlerExecutor = executor
+        app.get("/self", try Sockets.messages(options)) { _, socket in
+            for await m in socket.receiver {
+                if m == "cancel" { withUnsafeCurrentTask { $0?.cancel() } }
+                try await socket.send("got \(m)")
+            }
+            try await socket.send("loop ended")
+        }
+        try await withRunning(app) { port in
+            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/self"),
+                                                           try Sockets.messages(ClientTests.quiet),
+                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
+            // A wait that ignored the cancellation would end only with the connection.
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(2))
+                await socket.disconnect(.goingAway, reason: "watchdog")
+            }
+            var it = socket.receiver.makeAsyncIterator()
+            try await socket.send("first")
+            #expect(await it.next() == "got first")
+            try await socket.send("cancel")
+            #expect(await it.next() == "got cancel")
+            #expect(await it.next() == "loop ended", "the handler's next wait ended with its cancellation")
+            watchdog.cancel()
+            #expect(await socket.done.code == .normalClosure, "the handler returned: the server closed with 1000")
+        }
+    }
+
+    /// A child task of the handler is not the connection's own task: cancelled while it waits on
+    /// `receiver`, its wait ends at once, and the handler goes on reading.
+    @Test(.timeLimit(.minutes(1))) func aChildTaskOfTheHandlerCancelledWhileWaitingEnds() async throws {
+        let app = App()
+        app.get("/child", try Sockets.messages(ClientTests.quiet)) { _, socket in
+            let taken = await withTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    var n = 0
+                    for await _ in socket.receiver { n += 1 }
+                    return n
+                }
+                try? await Task.sleep(for: .milliseconds(100)) // the child is waiting in the inbox
+                group.cancelAll()
+                return await group.next() ?? -1
+            }
+            try await socket.send("child took \(taken)")
+            for await m in socket.receiver { try await socket.send(m) }
+        }
+        try await withRunning(app) { port in
+            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/child"),
+                                                           try Sockets.messages(ClientTests.quiet),
+                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(2))
+                await socket.disconnect(.goingAway, reason: "watchdog")
+            }
+            var it = socket.receiver.makeAsyncIterator()
+            #expect(await it.next() == "child took 0", "the cancelled child's wait ended")
+            watchdog.cancel()
+            try await socket.send("echo")
+            #expect(await it.next() == "echo", "the handler reads on")
+            await socket.disconnect()
+            #expect(await socket.done.code == .normalClosure)
+        }
+    }
 }
 
 /// `Options.handlerExecutor`: the handler's code runs on an event-loop thread by default, and on

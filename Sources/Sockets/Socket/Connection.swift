@@ -73,6 +73,7 @@ extension SocketSpec {
     // before SocketSequence's iterator got a small frame).
     private static func run(_ handler: SocketHandlerCall<Message>, _ socket: Socket<Message>,
                             _ log: ConnectionLog) async {
+        socket.inbox.claimOwner()
         do {
             switch handler {
             case .socket(let handler): try await handler(socket)

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import NIOCore
 import SocketsCore
 
 /// The ordered inbox behind a socket's `receiver`, `errors`, `events` and `done`.
@@ -25,9 +26,16 @@ import SocketsCore
 /// returns) looked its metadata up at run time: 20% of the server's CPU in a profile of the
 /// 32-byte echo (`perf record -e cpu-clock -g`, W2).
 final class Inbox: Sendable {
-    enum Entry: Sendable {
-        case message(any Sendable)
-        case error(WebSocketError)
+    /// A message (of the socket's type) or a `WebSocketError`. A struct with its kind stored
+    /// apart, not an enum: telling an enum's case apart copied the entry first (it holds an
+    /// existential), a retain and a release per entry looked at.
+    struct Entry: Sendable {
+        let isMessage: Bool
+        /// The message, or the `WebSocketError`.
+        let value: any Sendable
+
+        static func message(_ message: consuming any Sendable) -> Entry { Entry(isMessage: true, value: message) }
+        static func error(_ error: WebSocketError) -> Entry { Entry(isMessage: false, value: error) }
     }
 
     enum Want: Sendable { case message, error, any }
@@ -86,6 +94,8 @@ final class Inbox: Sendable {
         var closeHeld = false
         /// The socket's pings waiting for a pong (under the same lock: no allocation of their own).
         var pings = PingSlots()
+        /// The connection's own task while it runs the handler (``Inbox/claimOwner()``), or 0.
+        var owner: UInt = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -104,6 +114,25 @@ final class Inbox: Sendable {
     private func onRoom() { sender.resumeReading() }
     private func onCaughtUp() { sender.caughtUp() }
 
+    /// The socket's send: `.tooBig` for a message over `maxMessageSize`, else queues `frame` if
+    /// the connection's send queue has room (`.sent`), or `.backpressure` (``waitForRoom()``,
+    /// then again) or `.closed`. Synchronous and here, where `sender` is a stored property: in
+    /// the socket's async `send` the sender was copied (a retain and a release of each of its
+    /// five references, 4% of the server's CPU at 16 messages in flight).
+    @inline(never)
+    func enqueueIfRoom(_ frame: WebSocketOutbound) -> WebSocketSendResult {
+        switch frame {
+        case .text(let b), .binary(let b), .uncompressed(.text(let b)), .uncompressed(.binary(let b)):
+            if b.readableBytes > sender.maxMessageSize { return .tooBig }
+        case .ping, .close:
+            break
+        }
+        return sender.enqueueIfRoom(frame, compress: true)
+    }
+
+    /// Suspends until the connection's send queue has room; false once it is closed.
+    nonisolated(nonsending) func waitForRoom() async -> Bool { await sender.waitForRoom() }
+
     // MARK: Producer side (the connection's event loop)
 
     /// Adds a message; never suspends. Returns true when `capacity` messages now wait unread: the
@@ -111,13 +140,6 @@ final class Inbox: Sendable {
     /// until `onRoom` is called, and stops reading the socket once that is held.
     func push(message: consuming any Sendable) -> Bool {
         deliver(.message(message))
-        return state.withLockedValue { s in
-            if s.messageCount >= capacity && s.finished == nil {
-                s.producerPaused = true
-                return true
-            }
-            return false
-        }
     }
 
     /// Whether some message received so far is not answered yet: waiting unread, or taken by a
@@ -138,6 +160,7 @@ final class Inbox: Sendable {
     func readerEnded() {
         let fire = state.withLockedValue { s -> Bool in
             s.answering = false
+            s.owner = 0
             defer { s.closeHeld = false }
             return s.closeHeld
         }
@@ -145,7 +168,7 @@ final class Inbox: Sendable {
     }
 
     /// Adds an error; never suspends.
-    func push(error: WebSocketError) { deliver(.error(error)) }
+    func push(error: WebSocketError) { _ = deliver(.error(error)) }
 
     /// Ends the inbox with how the connection ended; waiting readers get what is left, then nil.
     func finish(_ code: CloseResult) {
@@ -165,9 +188,11 @@ final class Inbox: Sendable {
     // The entry is moved, not copied, on its way to a reader or into `entries` (each copy of a
     // message is a retain and a release: a quarter of the channel server's CPU went to
     // swift_retain/release in a W2 profile, the entries' copies the largest single part).
-    private func deliver(_ entry: consuming Entry) {
+    // One lock per entry. Returns, for a message, whether `capacity` messages now wait unread.
+    private func deliver(_ entry: consuming Entry) -> Bool {
         let isMessage = entry.isMessage
         var slot = Optional(entry)
+        var full = false
         let waiter: Waiter? = state.withLockedValue { s in
             guard s.finished == nil else { return nil }
             if let w = s.waiters.removeFirst(where: { $0.want == .any || ($0.want == .message) == isMessage }) {
@@ -182,22 +207,36 @@ final class Inbox: Sendable {
                 }
             }
             s.entries.append(slot.take()!)
-            if isMessage { s.messageCount += 1 } else { s.errorCount += 1 }
+            if isMessage {
+                s.messageCount += 1
+                if s.messageCount >= capacity {
+                    s.producerPaused = true
+                    full = true
+                }
+            } else {
+                s.errorCount += 1
+            }
             return nil
         }
         if let waiter { waiter.continuation.resume(returning: slot.take()!) }
+        return full
     }
 
     // MARK: Consumer side
 
-    /// Takes the oldest entry of the wanted kind, waiting for one; nil once the inbox is finished
-    /// and holds none. Cancellation ends the wait with nil.
-    nonisolated(nonsending) func take(_ want: Want) async -> Entry? {
-        // One lock per call (this is every message's path): the reader has answered what it took
-        // before (a held close may go now), then the oldest entry it wants, or an id to wait under.
+    /// Takes the oldest entry of the wanted kind if one waits, without suspending: the first half
+    /// of a read (`SocketSequence`'s iterator inlines the call, so a message that waits already
+    /// reaches the reader with no executor switch). Returns nil when none waits: `miss` then
+    /// says whether the inbox is over (nothing more will come) or how the reader must
+    /// ``wait(_:asOwner:)``.
+    ///
+    /// One lock per call (this is every message's path): the reader has answered what it took
+    /// before (a held close may go now), then the oldest entry it wants.
+    func poll(_ want: Want, miss: inout Miss) -> Entry? {
         var caughtUp = false
         var room = false
-        let now: TakeResult = state.withLockedValue { s in
+        var result = Miss.wait
+        let entry: Entry? = state.withLockedValue { s in
             s.answering = false
             if s.closeHeld && s.messageCount == 0 {
                 s.closeHeld = false
@@ -205,34 +244,53 @@ final class Inbox: Sendable {
             }
             if let e = Self.takeLocked(&s, want) {
                 room = Self.roomLocked(&s, capacity: capacity)
-                return .entry(e)
+                return e
             }
-            if s.finished != nil { return .finished }
-            s.nextID += 1
-            return .wait(s.nextID)
+            if s.finished != nil {
+                result = .finished
+            } else if s.owner != 0 && s.owner == Self.currentTask {
+                result = .waitAsOwner
+            }
+            return nil
         }
         if caughtUp { onCaughtUp() }
         if room { onRoom() }
-        let id: UInt64
-        switch now {
-        case .entry(let e): return e
-        case .finished: return nil
-        case .wait(let waitID): id = waitID
+        miss = result
+        return entry
+    }
+
+    /// Why ``poll(_:miss:)`` returned no entry.
+    enum Miss {
+        /// The inbox is over: nothing more will come.
+        case finished
+        /// The reader must wait.
+        case wait
+        /// The reader must wait, and it is the connection's own task (``claimOwner()``).
+        case waitAsOwner
+    }
+
+    /// Waits for the oldest entry of the wanted kind (after ``poll(_:miss:)`` found none);
+    /// nil once the inbox is finished and holds none, or when the waiting task is cancelled.
+    ///
+    /// The connection's own task (``claimOwner()``, `asOwner`) waits without a cancellation handler: its
+    /// handle is never given out, so nothing but the library can cancel it while it waits, and the
+    /// library ends its connection first, which ends the wait (`finish`). That saves the handler's
+    /// status record and three of the six executor switches a waiting reader's resume went
+    /// through (counted with a uprobe on `swift_task_switch`). Any other task (a child task, a
+    /// `Task {}`) may be cancelled while it waits, and waits with the handler.
+    nonisolated(nonsending) func wait(_ want: Want, asOwner: Bool) async -> Entry? {
+        if asOwner {
+            return await withUnsafeContinuation { (c: UnsafeContinuation<Entry?, Never>) in
+                register(want, id: 0, c)
+            }
+        }
+        let id = state.withLockedValue { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
         }
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Entry?, Never>) in
-                var room = false
-                let immediate: Entry?? = state.withLockedValue { s in
-                    if let e = Self.takeLocked(&s, want) {
-                        room = Self.roomLocked(&s, capacity: capacity)
-                        return .some(e)
-                    }
-                    if s.finished != nil || Task.isCancelled { return .some(nil) }
-                    s.waiters.append(Waiter(id: id, want: want, continuation: c))
-                    return .none
-                }
-                if room { onRoom() }
-                if let immediate { c.resume(returning: immediate) }
+                register(want, id: id, c)
             }
         } onCancel: {
             let w = state.withLockedValue { s -> Waiter? in
@@ -242,7 +300,39 @@ final class Inbox: Sendable {
         }
     }
 
-    private enum TakeResult { case entry(Entry), finished, wait(UInt64) }
+    /// Under the lock: an entry that came meanwhile, the end, a cancellation, or the reader
+    /// waits for `deliver` (or `finish`) to resume it.
+    func register(_ want: Want, id: UInt64, _ c: UnsafeContinuation<Entry?, Never>) {
+        var room = false
+        let immediate: Entry?? = state.withLockedValue { s in
+            if let e = Self.takeLocked(&s, want) {
+                room = Self.roomLocked(&s, capacity: capacity)
+                return .some(e)
+            }
+            if s.finished != nil || Task.isCancelled { return .some(nil) }
+            s.waiters.append(Waiter(id: id, want: want, continuation: c))
+            return .none
+        }
+        if room { onRoom() }
+        if let immediate { c.resume(returning: immediate) }
+    }
+
+    /// The running task, as a number to compare (0 outside a task).
+    private static var currentTask: UInt {
+        withUnsafeCurrentTask { task in
+            guard let task else { return 0 }
+            return unsafeBitCast(task, to: UInt.self)
+        }
+    }
+
+    /// Called by the connection's own task (the one that runs the route's handler) before the
+    /// handler starts: its waits need no cancellation handler (see ``wait(_:asOwner:)``). Given up in
+    /// ``readerEnded()``, while the task still runs, so a task made later at the same address is
+    /// never taken for it.
+    func claimOwner() {
+        let task = Self.currentTask
+        state.withLockedValue { $0.owner = task }
+    }
 
     /// Whether the producer paused and there is room again (half the capacity free, so that
     /// resuming is one hop per several messages, not per message).
@@ -253,16 +343,20 @@ final class Inbox: Sendable {
     }
 
     private static func takeLocked(_ s: inout State, _ want: Want) -> Entry? {
-        guard s.head < s.entries.count else { return nil }
-        let i: Int?
-        switch want {
-        case .any: i = s.head
-        case .message: i = s.entries[s.head...].firstIndex(where: { $0.isMessage })
-        case .error: i = s.entries[s.head...].firstIndex(where: { !$0.isMessage })
+        let head = s.head
+        guard head < s.entries.count else { return nil }
+        // Looked at in place (an entry read through the array's subscript was a copy: a retain
+        // and a release of the message's storage).
+        let found: Int? = s.entries.withUnsafeBufferPointer { b in
+            switch want {
+            case .any: return head
+            case .message: return (head..<b.count).first { b[$0].isMessage }
+            case .error: return (head..<b.count).first { !b[$0].isMessage }
+            }
         }
-        guard let i else { return nil }
+        guard let i = found else { return nil }
         let e: Entry
-        if i == s.head {
+        if i == head {
             // Moved out, a vacated entry (no reference) left in its place.
             e = s.entries.withUnsafeMutableBufferPointer { b in
                 let p = b.baseAddress! + i
@@ -288,7 +382,7 @@ final class Inbox: Sendable {
     }
 
     /// What a taken entry's slot holds until the array is compacted: nothing to retain.
-    private static let vacated = Entry.error(WebSocketError(code: .normalClosure, reason: ""))
+    private static let vacated = Entry(isMessage: false, value: 0)
 
     /// Once per inbox, for `events`: the close result when finished and drained of entries.
     func takeDone() -> CloseResult? {
@@ -330,13 +424,6 @@ final class Inbox: Sendable {
 
     /// Whether the inbox has finished (the connection is closed).
     var isFinished: Bool { state.withLockedValue { $0.finished != nil } }
-}
-
-extension Inbox.Entry {
-    var isMessage: Bool {
-        if case .message = self { return true }
-        return false
-    }
 }
 
 /// The pings a socket waits answers for: each registered, then waited for once, and ended once,

@@ -71,6 +71,31 @@ package final class OutboundQueue: Sendable {
         return result
     }
 
+    /// Appends a frame if fewer than `capacity` frames wait (one lock for the check and the
+    /// append: this is every send's path in the channel layer).
+    package func appendIfRoom(_ frame: WebSocketOutbound, compress: Bool) -> Admission {
+        state.withLockedValue { s in
+            if s.closed { return .closed }
+            if s.frames.count >= capacity { return .full }
+            s.frames.append((frame, compress))
+            if s.hopScheduled || s.paused { return .queued }
+            s.hopScheduled = true
+            return .queuedMustHop
+        }
+    }
+
+    /// What ``appendIfRoom(_:compress:)`` did.
+    package enum Admission {
+        /// Appended; a hop to the event loop is already on its way (or the queue is paused).
+        case queued
+        /// Appended; the caller must schedule the hop to the event loop.
+        case queuedMustHop
+        /// Not appended: `capacity` frames wait.
+        case full
+        /// Not appended: the connection is closed.
+        case closed
+    }
+
     /// Suspends while `capacity` frames wait; false when the connection closed meanwhile.
     package nonisolated(nonsending) func waitForRoom() async -> Bool {
         let now: Bool? = state.withLockedValue { s in

@@ -115,6 +115,19 @@ public struct WebSocketSender: Sendable {
         _ = enqueue(.close(code, reason: reason), compress: false)
     }
 
+    /// Queues a frame if the queue has room: `.sent`, `.full` (``waitForRoom()``, then again) or
+    /// `.closed`. One lock for both, the check and the append.
+    package func enqueueIfRoom(_ frame: WebSocketOutbound, compress: Bool) -> WebSocketSendResult {
+        switch queue.appendIfRoom(frame, compress: compress) {
+        case .queued: return .sent
+        case .queuedMustHop:
+            loop.eventLoop.execute(drain)
+            return .sent
+        case .full: return .backpressure
+        case .closed: return .closed
+        }
+    }
+
     /// The queue's capacity is reached: suspends until there is room; false once closed.
     package nonisolated(nonsending) func waitForRoom() async -> Bool { await queue.waitForRoom() }
 
