@@ -30,16 +30,57 @@ public enum HandlerExecutor: Sendable, Hashable {
 /// A `TaskExecutor` over a SwiftNIO event loop, for tasks that prefer it (``HandlerExecutor``).
 /// One per event loop, kept for the process's life (it holds its loop: a loop's identity is never
 /// reused while a cache entry names it).
+///
+/// Jobs are queued here and run in batches by one event-loop task: a reader resumed by each of
+/// the messages one read delivers costs an array append, not a closure allocated per job and a
+/// task of the loop's own (the loop's `execute` takes a closure, and the job differs each time).
 @available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, *)
 final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked: `loop` is immutable, and an EventLoop may be scheduled on from any thread.
+    // @unchecked: `loop` and `runBatch` are immutable after init, `queue` is locked, and an
+    // EventLoop may be scheduled on from any thread.
     let loop: any EventLoop
 
-    private init(loop: any EventLoop) { self.loop = loop }
+    private struct Queue {
+        var jobs: [UnownedJob] = []
+        /// The batch's run is scheduled on the loop and has not taken the jobs yet.
+        var scheduled = false
+    }
+    private let queue = NIOLockedValueBox(Queue())
+    /// The event loop's side: made once, so scheduling a batch allocates nothing.
+    private var runBatch: @Sendable () -> Void = {}
+    /// The run's array, kept (empty) between batches: its capacity is reused, swapped with the
+    /// queue's.
+    private var spare: [UnownedJob] = []
+
+    private init(loop: any EventLoop) {
+        self.loop = loop
+        self.runBatch = { [unowned self] in self.run() }
+    }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        let schedule = queue.withLockedValue { q -> Bool in
+            q.jobs.append(job)
+            if q.scheduled { return false }
+            q.scheduled = true
+            return true
+        }
+        if schedule { loop.execute(runBatch) }
+    }
+
+    /// On the loop: runs the jobs queued so far. Jobs they queue run in the next batch (the loop
+    /// handles its I/O in between).
+    private func run() {
+        var batch: [UnownedJob] = []
+        swap(&batch, &spare) // moved, not copied: the queue appends to it without copying it
+        queue.withLockedValue { q in
+            q.scheduled = false
+            swap(&batch, &q.jobs)
+        }
+        let executor = asUnownedTaskExecutor()
+        for job in batch { job.runSynchronously(on: executor) }
+        batch.removeAll(keepingCapacity: true)
+        spare = batch
     }
 
     private static let executors = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
