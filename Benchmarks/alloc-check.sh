@@ -14,7 +14,8 @@
 # the same in both runs of a pair, so (count(LARGE) - count(SMALL)) / (LARGE - SMALL) is the cost
 # of one echoed message. Prints each pair and the median; the median is what is checked.
 #
-# Servers: sockets-echo (built here in release: swift build -c release --product sockets-echo)
+# Servers: sockets-echo --api callback, --api channels, --api channels --executor event-loop
+# (built here in release: swift build -c release --product sockets-echo)
 # and nio-echo if Benchmarks/.build/release/nio-echo exists (this script never builds the
 # benchmark package: run-echo.sh does). SERVERS="name=command;..." replaces the list (see
 # Benchmarks/common-echo.sh); SOCKETS_ECHO_ARGS adds arguments to sockets-echo.
@@ -40,7 +41,7 @@ fi
 "$here/build-tools.sh"
 
 if [ -z "${SERVERS:-}" ]; then
-    SERVERS="callback=$sockets_echo_bin --api callback${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};channels=$sockets_echo_bin --api channels${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS}"
+    SERVERS="callback=$sockets_echo_bin --api callback${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};channels=$sockets_echo_bin --api channels${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS};channels-el=$sockets_echo_bin --api channels --executor event-loop${SOCKETS_ECHO_ARGS:+ $SOCKETS_ECHO_ARGS}"
     if [ -x "$nio_echo_bin" ]; then SERVERS="$SERVERS;nio-echo=$nio_echo_bin"; fi
 fi
 parse_servers "$SERVERS"
