@@ -93,6 +93,9 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var needsFlush = false
     private var inRead = false
     private var overLimit = false
+    /// The channel's writability, as of the last `channelWritabilityChanged` (read on every send
+    /// and read: asking the channel is a retain and a release of it each time).
+    private var writable = true
 
     // Reading.
     private var readPending = false
@@ -227,6 +230,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         engine.allocator = context.channel.allocator // reassembled messages are buffers of it
+        writable = context.channel.isWritable
         if context.channel.isActive { start(context: context) }
     }
 
@@ -301,7 +305,6 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
         let buffer = unwrapInboundIn(data)
         machine.peerBytes(now: context.eventLoop.now)
         let base = buffer.readerIndex
-        let allocator = context.channel.allocator
         steps.removeAll(keepingCapacity: true)
         // Unmask in place: we are the read buffer's only consumer; the receive-buffer pool only
         // recycles storage that nobody else references.
@@ -333,7 +336,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
                 bytes += length
                 let slice = buffer.getSlice(at: base + start + offset, length: length)!
                 if readingPaused || !held.isEmpty {
-                    var copy = allocator.buffer(capacity: length) // not a slice that pins the read buffer
+                    var copy = engine.allocator.buffer(capacity: length) // not a slice that pins the read buffer
                     copy.writeImmutableBuffer(slice)
                     hold(text ? .text(copy) : .binary(copy))
                 } else {
@@ -381,7 +384,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
             return
         }
         machine.applicationRead()
-        if !context.channel.isWritable {
+        if !writable {
             readPending = true
             return
         }
@@ -390,7 +393,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Resumes reading, or holds it back.
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        let writable = context.channel.isWritable
+        writable = context.channel.isWritable
         if let queue, queue.setPaused(!writable) { drainQueue(context: context) }
         if writable {
             resumeReadingIfHeld(context: context)
@@ -403,7 +406,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func resumeReadingIfHeld(context: ChannelHandlerContext) {
-        guard readPending, !holdingBack, pendingEnding == nil, context.channel.isWritable else { return }
+        guard readPending, !holdingBack, pendingEnding == nil, writable else { return }
         readPending = false
         machine.applicationRead()
         context.read()
@@ -707,7 +710,7 @@ public final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// while the channel is writable it holds at most its high watermark.
     private func buffered(moreThan limit: Int, context: ChannelHandlerContext) -> Bool {
         let corked = out?.readableBytes ?? 0
-        if context.channel.isWritable && corked + highWatermark <= limit { return false }
+        if writable && corked + highWatermark <= limit { return false }
         return corked + pendingBytes(context: context) > limit
     }
 
