@@ -201,7 +201,9 @@ typedef struct conn {
     uint64_t *sent_at;    /* ring of --depth send times, by sequence number */
     uint8_t *msgs;        /* --json: ring of the --depth messages in flight, --size bytes each */
     uint64_t sent, received;
+    void *spare;          /* a reassembly block given back, kept for the next message (see ra_alloc) */
 } conn;
+#define RA_HEADER 16      /* a reassembly block's capacity is stored before it */
 
 static conn *conns;
 static int epfd;
@@ -246,8 +248,10 @@ static void conn_finish(conn *c) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
-    cws_conn_free(c->engine);
+    cws_conn_free(c->engine); /* may give a block back (ra_free): freed below */
     c->engine = NULL;
+    if (c->spare) free((uint8_t *)c->spare - RA_HEADER);
+    c->spare = NULL;
     cws_deflater_free(c->deflater);
     c->deflater = NULL;
     free(c->hs);
@@ -283,6 +287,67 @@ static uint8_t *out_reserve(conn *c, size_t n) {
         }
     }
     return c->out + c->out_len;
+}
+
+/* The engine's reassembly allocator (cws_config.reassembly): echoes larger than one read are
+ * reassembled in a block of at least --size bytes, handed back to us with the event and kept for
+ * the next message (one block per connection). The engine grows a message's buffer as bytes
+ * arrive; here that growth is free (the block is already large enough), so a 1 MiB echo costs
+ * one copy from the read buffer instead of a chain of reallocations, copies and page faults
+ * (which made loadgen, not the server, the limit of W3). Each block starts with its capacity. */
+static void *ra_block(size_t size) {
+    size_t cap = size > opt.size + 64 ? size : opt.size + 64;
+    uint8_t *b = malloc(RA_HEADER + cap);
+    if (!b) return NULL;
+    memcpy(b, &cap, sizeof cap);
+    return b + RA_HEADER;
+}
+static size_t ra_cap(void *p) {
+    size_t cap;
+    memcpy(&cap, (uint8_t *)p - RA_HEADER, sizeof cap);
+    return cap;
+}
+static void *ra_alloc(size_t size, void *user) {
+    conn *c = user;
+    if (c->spare && ra_cap(c->spare) >= size) {
+        void *p = c->spare;
+        c->spare = NULL;
+        return p;
+    }
+    return ra_block(size);
+}
+static void *ra_realloc(void *p, size_t size, void *user) {
+    if (!p) return ra_alloc(size, user); /* as realloc(NULL, size): the engine starts a buffer so */
+    if (ra_cap(p) >= size) return p;
+    void *q = ra_block(size);
+    if (!q) return NULL;
+    memcpy(q, p, ra_cap(p));
+    free((uint8_t *)p - RA_HEADER);
+    return q;
+}
+static void ra_free(void *p, void *user) {
+    conn *c = user;
+    if (!p) return;
+    if (!c->spare) {
+        c->spare = p;
+        return;
+    }
+    free((uint8_t *)p - RA_HEADER);
+}
+
+/* dst[0..len) = src[0..len) masked with key (RFC 6455 §5.3), in one pass. */
+static void copy_masked(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4]) {
+    uint64_t k;
+    uint8_t k8[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+    memcpy(&k, k8, 8);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w ^= k;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < len; i++) dst[i] = src[i] ^ key[i & 3];
 }
 
 /* Writes what is queued; registers for EPOLLOUT when the socket is full. */
@@ -322,10 +387,7 @@ static void queue_frame(conn *c, uint8_t opcode, uint8_t rsv, const void *p, siz
         fprintf(stderr, "loadgen: cannot write a frame header\n");
         exit(3);
     }
-    if (len) {
-        memcpy(dst + hlen, p, len);
-        (void)cws_mask(dst + hlen, len, key, 0);
-    }
+    if (len) copy_masked(dst + hlen, p, len, key);
     c->out_len += hlen + len;
 }
 
@@ -540,6 +602,8 @@ static void handshake_read(conn *c, uint64_t now) {
     cws_config cfg;
     cws_config_init(&cfg, CWS_ROLE_CLIENT);
     cfg.max_message_size = cfg.max_frame_size = (opt.size > (1u << 20) ? opt.size : (1u << 20)) * 2;
+    cws_allocator reassembly = {ra_alloc, ra_realloc, ra_free, c};
+    cfg.reassembly = &reassembly; /* copied by cws_conn_new */
     cws_pmd_params agreed;
     bool pmd = false;
     v = header_value(c->hs, head_len, "Sec-WebSocket-Extensions", &vlen);
@@ -612,6 +676,7 @@ static void feed(conn *c, size_t len, uint64_t now) {
         case CWS_EVENT_TEXT:
         case CWS_EVENT_BINARY: {
             if ((opt.idle && opt.messages == 0) || c->received >= c->sent) {
+                if (!ev.in_input && ev.data) ra_free((void *)ev.data, c);
                 err.protocol++; /* a message we did not send */
                 conn_finish(c);
                 return;
@@ -625,6 +690,7 @@ static void feed(conn *c, size_t len, uint64_t now) {
                             c->index, (unsigned long long)k);
                 err.mismatches++;
             }
+            if (!ev.in_input && ev.data) ra_free((void *)ev.data, c); /* handed over to us */
             if (measuring && c->state == ST_OPEN) {
                 measured_msgs++;
                 hist_add(now - c->sent_at[k % (uint64_t)opt.depth]);
