@@ -115,20 +115,27 @@ final class Inbox: Sendable {
     private func onCaughtUp() { sender.caughtUp() }
 
     /// The socket's send: `.tooBig` for a message over `maxMessageSize`, else queues `frame` if
-    /// the connection's send queue has room (`.sent`), or `.backpressure` (``waitForRoom()``,
-    /// then again) or `.closed`. Synchronous and here, where `sender` is a stored property: in
-    /// the socket's async `send` the sender was copied (a retain and a release of each of its
-    /// five references, 4% of the server's CPU at 16 messages in flight).
+    /// the connection's send queue has room (`.queued`), or `.full` (``waitForRoom()``, then
+    /// again) or `.closed`. Synchronous and here, where `sender` is a stored property: in the
+    /// socket's async `send` the sender was copied (a retain and a release of each of its five
+    /// references, 4% of the server's CPU at 16 messages in flight).
     @inline(never)
-    func enqueueIfRoom(_ frame: WebSocketOutbound) -> WebSocketSendResult {
+    func enqueueIfRoom(_ frame: WebSocketOutbound) -> SendAdmission {
         switch frame {
         case .text(let b), .binary(let b), .uncompressed(.text(let b)), .uncompressed(.binary(let b)):
             if b.readableBytes > sender.maxMessageSize { return .tooBig }
         case .ping, .close:
             break
         }
-        return sender.enqueueIfRoom(frame, compress: true)
+        switch sender.enqueueIfRoom(frame, compress: true) {
+        case .queued: return .queued
+        case .full: return .full
+        case .closed: return .closed
+        }
     }
+
+    /// What ``enqueueIfRoom(_:)`` did.
+    enum SendAdmission { case queued, full, closed, tooBig }
 
     /// Suspends until the connection's send queue has room; false once it is closed.
     nonisolated(nonsending) func waitForRoom() async -> Bool { await sender.waitForRoom() }
@@ -227,8 +234,7 @@ final class Inbox: Sendable {
     /// Takes the oldest entry of the wanted kind if one waits, without suspending: the first half
     /// of a read (`SocketSequence`'s iterator inlines the call, so a message that waits already
     /// reaches the reader with no executor switch). Returns nil when none waits: `miss` then
-    /// says whether the inbox is over (nothing more will come) or how the reader must
-    /// ``wait(_:asOwner:)``.
+    /// says whether the inbox is over (nothing more will come) or how the reader must wait.
     ///
     /// One lock per call (this is every message's path): the reader has answered what it took
     /// before (a held close may go now), then the oldest entry it wants.
@@ -269,21 +275,18 @@ final class Inbox: Sendable {
         case waitAsOwner
     }
 
-    /// Waits for the oldest entry of the wanted kind (after ``poll(_:miss:)`` found none);
-    /// nil once the inbox is finished and holds none, or when the waiting task is cancelled.
+    /// Waits for the oldest entry of the wanted kind (after ``poll(_:miss:)`` found none), with a
+    /// cancellation handler: nil once the inbox is finished and holds none, or when the waiting
+    /// task is cancelled.
     ///
-    /// The connection's own task (``claimOwner()``, `asOwner`) waits without a cancellation handler: its
-    /// handle is never given out, so nothing but the library can cancel it while it waits, and the
-    /// library ends its connection first, which ends the wait (`finish`). That saves the handler's
-    /// status record and three of the six executor switches a waiting reader's resume went
-    /// through (counted with a uprobe on `swift_task_switch`). Any other task (a child task, a
-    /// `Task {}`) may be cancelled while it waits, and waits with the handler.
-    nonisolated(nonsending) func wait(_ want: Want, asOwner: Bool) async -> Entry? {
-        if asOwner {
-            return await withUnsafeContinuation { (c: UnsafeContinuation<Entry?, Never>) in
-                register(want, id: 0, c)
-            }
-        }
+    /// The connection's own task (``claimOwner()``, `Miss.waitAsOwner`) does not wait here but
+    /// through ``register(_:id:_:)`` alone (`SocketSequence`'s iterator): its handle is never
+    /// given out, so nothing but the library can cancel it while it waits, and the library ends
+    /// its connection first, which ends the wait (`finish`). That saves the handler's status
+    /// record and three of the six executor switches a waiting reader's resume went through
+    /// (counted with a uprobe on `swift_task_switch`). Any other task (a child task, a `Task {}`)
+    /// may be cancelled while it waits, and waits here.
+    nonisolated(nonsending) func wait(_ want: Want) async -> Entry? {
         let id = state.withLockedValue { s -> UInt64 in
             s.nextID += 1
             return s.nextID
@@ -301,7 +304,8 @@ final class Inbox: Sendable {
     }
 
     /// Under the lock: an entry that came meanwhile, the end, a cancellation, or the reader
-    /// waits for `deliver` (or `finish`) to resume it.
+    /// waits for `deliver` (or `finish`) to resume it. `id` is what a cancellation handler finds
+    /// the waiter by (0 for the connection's own task, which has none).
     func register(_ want: Want, id: UInt64, _ c: UnsafeContinuation<Entry?, Never>) {
         var room = false
         let immediate: Entry?? = state.withLockedValue { s in
@@ -326,7 +330,7 @@ final class Inbox: Sendable {
     }
 
     /// Called by the connection's own task (the one that runs the route's handler) before the
-    /// handler starts: its waits need no cancellation handler (see ``wait(_:asOwner:)``). Given up in
+    /// handler starts: its waits need no cancellation handler (see ``wait(_:)``). Given up in
     /// ``readerEnded()``, while the task still runs, so a task made later at the same address is
     /// never taken for it.
     func claimOwner() {

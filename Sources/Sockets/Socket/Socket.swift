@@ -336,11 +336,11 @@ public final class Socket<Message: Sendable>: Sendable {
         // The queue is closed before the inbox finishes: a closed connection refuses here.
         while true {
             switch inbox.enqueueIfRoom(frame) {
-            case .sent: return
+            case .queued: return
             case .tooBig: throw WebSocketError.outgoingMessageTooBig
-            case .backpressure: // `sendChannelBuffer` frames wait
+            case .closed: throw WebSocketError.closed
+            case .full: // `sendChannelBuffer` frames wait
                 guard await inbox.waitForRoom() else { throw WebSocketError.closed }
-            default: throw WebSocketError.closed
             }
         }
     }
@@ -507,7 +507,7 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
                 let (inbox, want) = (inbox, view.want)
                 entry = await withUnsafeContinuation(isolation: actor) { inbox.register(want, id: 0, $0) }
             } else {
-                entry = await inbox.wait(view.want, asOwner: false)
+                entry = await inbox.wait(view.want)
             }
             if view == .events, case .none = entry {
                 ended = true

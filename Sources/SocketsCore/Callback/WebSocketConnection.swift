@@ -115,18 +115,21 @@ public struct WebSocketSender: Sendable {
         _ = enqueue(.close(code, reason: reason), compress: false)
     }
 
-    /// Queues a frame if the queue has room: `.sent`, `.full` (``waitForRoom()``, then again) or
-    /// `.closed`. One lock for both, the check and the append.
-    package func enqueueIfRoom(_ frame: WebSocketOutbound, compress: Bool) -> WebSocketSendResult {
+    /// Queues a frame if fewer than the queue's capacity wait (one lock for the check and the
+    /// append): `.queued`, `.full` (``waitForRoom()``, then again) or `.closed`.
+    package func enqueueIfRoom(_ frame: WebSocketOutbound, compress: Bool) -> Admission {
         switch queue.appendIfRoom(frame, compress: compress) {
-        case .queued: return .sent
+        case .queued: return .queued
         case .queuedMustHop:
             loop.eventLoop.execute(drain)
-            return .sent
-        case .full: return .backpressure
+            return .queued
+        case .full: return .full
         case .closed: return .closed
         }
     }
+
+    /// What ``enqueueIfRoom(_:compress:)`` did.
+    package enum Admission { case queued, full, closed }
 
     /// The queue's capacity is reached: suspends until there is room; false once closed.
     package nonisolated(nonsending) func waitForRoom() async -> Bool { await queue.waitForRoom() }
