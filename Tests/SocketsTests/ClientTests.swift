@@ -798,27 +798,36 @@ final class FullBacklogListener: Sendable {
 /// cancelled task stops at once (nil), another reader still gets the next message, and the
 /// connection stays open.
 @Suite struct ReceiverCancellationTests {
+    /// A client of the test server's `path`.
+    static func client(_ port: Int, _ path: String) async throws -> Socket<String> {
+        try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)\(path)"),
+                                          try Sockets.messages(ClientTests.quiet),
+                                          options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
+    }
+
+    /// Ends `socket`'s connection after 2 s: a wait that missed its end would otherwise end only
+    /// with the connection, so the test fails instead of hanging. Cancel it once the wait ended.
+    static func watchdog(_ socket: Socket<String>) -> Task<Void, any Error> {
+        Task {
+            try await Task.sleep(for: .seconds(2))
+            await socket.disconnect(.goingAway, reason: "watchdog")
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func cancellingAWaitingReaderEndsItsLoopOnly() async throws {
         let app = App()
         app.get("/echo", try Sockets.messages(ClientTests.quiet)) { _, socket in
             for await m in socket.receiver { try await socket.send(m) }
         }
         try await withRunning(app) { port in
-            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/echo"),
-                                                           try Sockets.messages(ClientTests.quiet),
-                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
+            let socket = try await Self.client(port, "/echo")
             let waiting = Task { () -> Int in
                 var n = 0
                 for await _ in socket.receiver { n += 1 }
                 return n
             }
             try await Task.sleep(for: .milliseconds(100)) // the reader is waiting in the inbox
-            // Were the cancellation lost, the wait would end only with the connection: end it
-            // after 2 s, so that the test fails instead of hanging.
-            let watchdog = Task {
-                try await Task.sleep(for: .seconds(2))
-                await socket.disconnect(.goingAway, reason: "watchdog")
-            }
+            let watchdog = Self.watchdog(socket)
             let start = ContinuousClock.now
             waiting.cancel()
             #expect(await waiting.value == 0, "the cancelled reader took no message")
@@ -849,14 +858,8 @@ final class FullBacklogListener: Sendable {
             try await socket.send("loop ended")
         }
         try await withRunning(app) { port in
-            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/self"),
-                                                           try Sockets.messages(ClientTests.quiet),
-                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
-            // A wait that ignored the cancellation would end only with the connection.
-            let watchdog = Task {
-                try await Task.sleep(for: .seconds(2))
-                await socket.disconnect(.goingAway, reason: "watchdog")
-            }
+            let socket = try await Self.client(port, "/self")
+            let watchdog = Self.watchdog(socket)
             var it = socket.receiver.makeAsyncIterator()
             try await socket.send("first")
             #expect(await it.next() == "got first")
@@ -891,13 +894,8 @@ final class FullBacklogListener: Sendable {
             for await m in socket.receiver { try await socket.send(m) }
         }
         try await withRunning(app) { port in
-            let socket = try await WebSocketClient.connect(to: ClientTests.url("ws://127.0.0.1:\(port)/child"),
-                                                           try Sockets.messages(ClientTests.quiet),
-                                                           options: WebSocketClientOptions(headers: ["Origin": "http://127.0.0.1:\(port)"]))
-            let watchdog = Task {
-                try await Task.sleep(for: .seconds(2))
-                await socket.disconnect(.goingAway, reason: "watchdog")
-            }
+            let socket = try await Self.client(port, "/child")
+            let watchdog = Self.watchdog(socket)
             var it = socket.receiver.makeAsyncIterator()
             #expect(await it.next() == "child took 0", "the cancelled child's wait ended")
             watchdog.cancel()
@@ -909,8 +907,8 @@ final class FullBacklogListener: Sendable {
     }
 }
 
-/// `Options.handlerExecutor`: the handler's code runs on an event-loop thread by default, and on
-/// Swift's global executor with `.global`; the echo works either way.
+/// `Options.handlerExecutor`: the handler's code runs on an event-loop thread with `.eventLoop`,
+/// and on Swift's global executor with `.global` (the default); the echo works either way.
 @Suite struct HandlerExecutorTests {
     @Test(arguments: [HandlerExecutor.eventLoop, .global])
     func theHandlerRunsWhereTheOptionSays(_ executor: HandlerExecutor) async throws {
