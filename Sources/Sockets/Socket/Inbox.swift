@@ -25,10 +25,12 @@ import SocketsCore
 /// unspecialized, and every use of a generic type (the entry, its array, the tuples the lock
 /// returns) looked its metadata up at run time: 20% of the server's CPU in a profile of the
 /// 32-byte echo (`perf record -e cpu-clock -g`, W2).
+@usableFromInline
 final class Inbox: Sendable {
     /// A message (of the socket's type) or a `WebSocketError`. A struct with its kind stored
     /// apart, not an enum: telling an enum's case apart copied the entry first (it holds an
     /// existential), a retain and a release per entry looked at.
+    @usableFromInline
     struct Entry: Sendable {
         let isMessage: Bool
         /// The message, or the `WebSocketError`.
@@ -38,6 +40,7 @@ final class Inbox: Sendable {
         static func error(_ error: WebSocketError) -> Entry { Entry(isMessage: false, value: error) }
     }
 
+    @usableFromInline
     enum Want: Sendable { case message, error, any }
 
     private struct Waiter {
@@ -306,6 +309,7 @@ final class Inbox: Sendable {
     /// Under the lock: an entry that came meanwhile, the end, a cancellation, or the reader
     /// waits for `deliver` (or `finish`) to resume it. `id` is what a cancellation handler finds
     /// the waiter by (0 for the connection's own task, which has none).
+    @usableFromInline
     func register(_ want: Want, id: UInt64, _ c: UnsafeContinuation<Entry?, Never>) {
         var room = false
         let immediate: Entry?? = state.withLockedValue { s in

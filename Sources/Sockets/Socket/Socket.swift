@@ -447,11 +447,11 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
 
     /// Iterates one view of the inbox.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let inbox: Inbox
+        @usableFromInline let inbox: Inbox
         let view: View
         var ended = false
         /// The last ``poll()`` found nothing, in the connection's own task (see `Inbox.wait`).
-        var waitAsOwner = false
+        @usableFromInline var waitAsOwner = false
 
         init(inbox: Inbox, view: View) {
             self.inbox = inbox
@@ -469,7 +469,31 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
         @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
             if let now = poll() { return now }
+            if waitAsOwner {
+                // The connection's own task: no cancellation handler (see `Inbox.wait`), and the
+                // continuation here, in the caller's loop: each async call level between the
+                // loop and the continuation was one more executor switch on every resume.
+                let (inbox, want) = (inbox, want)
+                let entry = await withUnsafeContinuation(isolation: actor) { inbox.register(want, id: 0, $0) }
+                if let now = received(entry) { return now }
+            }
             return await wait(isolation: actor)
+        }
+
+        /// What the reader asks the inbox for.
+        @usableFromInline var want: Inbox.Want { view.want }
+
+        /// After the connection's own wait: `.some` with the element (or the end), or nil when
+        /// ``wait(isolation:)`` must go on (`events`, whose `.done` may still have to wait).
+        @usableFromInline
+        mutating func received(_ entry: Inbox.Entry?) -> Element?? {
+            if view == .events, case .none = entry {
+                ended = true
+                if let result = inbox.takeDone() { return .some(Self.done(result)) }
+                if Task.isCancelled { return .some(nil) }
+                return nil // `.done` waits for the end of the connection
+            }
+            return .some(Self.convert(entry, view, ended: &ended))
         }
 
         /// Without suspending: `.some` with the next element (or the end), or nil when the caller
@@ -500,15 +524,7 @@ public struct SocketSequence<Message: Sendable, Element: Sendable>: AsyncSequenc
         @usableFromInline
         mutating func wait(isolation actor: isolated (any Actor)?) async -> Element? {
             if ended { return Self.done(await inbox.waitDone()) } // `events` after the last entry
-            let entry: Inbox.Entry?
-            if waitAsOwner {
-                // The connection's own task: no cancellation handler (see `Inbox.wait`). Here,
-                // not in the inbox: each async call level is one more executor switch on resume.
-                let (inbox, want) = (inbox, view.want)
-                entry = await withUnsafeContinuation(isolation: actor) { inbox.register(want, id: 0, $0) }
-            } else {
-                entry = await inbox.wait(view.want)
-            }
+            let entry = await inbox.wait(view.want)
             if view == .events, case .none = entry {
                 ended = true
                 if let result = inbox.takeDone() { return Self.done(result) }
