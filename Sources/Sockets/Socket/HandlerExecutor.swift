@@ -14,8 +14,8 @@ public enum HandlerExecutor: Sendable, Hashable {
     case eventLoop
     /// Swift's global concurrent executor (the default): each message crosses from the event
     /// loop to the handler's thread and its reply back. With the server pinned to one CPU, a
-    /// 32-byte echo measured 0.98× SwiftNIO's echo against 1.06× on `.eventLoop`, and a p99
-    /// latency of 1.1 ms against 4.3 ms (Benchmarks/RESULTS-echo.md, round 5); on more cores the
+    /// 32-byte echo measured 0.95× SwiftNIO's echo against 1.08× on `.eventLoop`, and a p99
+    /// latency of 1.1 ms against 4.3 ms (Benchmarks/RESULTS-echo.md, round 6); on more cores the
     /// handlers run beside the event loops, and one that computes for long holds up no loop.
     case global
 

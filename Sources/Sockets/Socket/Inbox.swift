@@ -286,9 +286,10 @@ final class Inbox: Sendable {
     /// through ``register(_:id:_:)`` alone (`SocketSequence`'s iterator): its handle is never
     /// given out, so nothing but the library can cancel it while it waits, and the library ends
     /// its connection first, which ends the wait (`finish`). That saves the handler's status
-    /// record and three of the six executor switches a waiting reader's resume went through
-    /// (counted with a uprobe on `swift_task_switch`). Any other task (a child task, a `Task {}`)
-    /// may be cancelled while it waits, and waits here.
+    /// record and, with the continuation in the reader's own loop, five of the six executor
+    /// switches a waiting reader's resume went through (counted with a uprobe on
+    /// `swift_task_switch`). Any other task (a child task, a `Task {}`) may be cancelled while it
+    /// waits, and waits here.
     nonisolated(nonsending) func wait(_ want: Want) async -> Entry? {
         let id = state.withLockedValue { s -> UInt64 in
             s.nextID += 1
