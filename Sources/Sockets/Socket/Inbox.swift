@@ -130,8 +130,8 @@ final class Inbox: Sendable {
         case .ping, .close:
             break
         }
-        switch sender.enqueueIfRoom(frame, compress: true) {
-        case .queued: return .queued
+        switch sender.enqueue(frame, compress: true, bounded: true) {
+        case .queued, .queuedMustHop: return .queued
         case .full: return .full
         case .closed: return .closed
         }

@@ -373,7 +373,7 @@ public final class Socket<Message: Sendable>: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let id = inbox.registerPing()
-        guard !inbox.isFinished, output.enqueue(.ping(ByteBuffer()), compress: false) else {
+        guard !inbox.isFinished, output.enqueue(.ping(ByteBuffer()), compress: false) == .queued else {
             inbox.failPing(id, WebSocketError.closed)
             _ = try? await inbox.waitPing(id)
             throw WebSocketError.closed

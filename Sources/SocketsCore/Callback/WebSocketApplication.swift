@@ -50,12 +50,15 @@ package final class OutboundQueue: Sendable {
 
     package init(capacity: Int) { self.capacity = max(1, capacity) }
 
-    /// Appends a frame. Returns whether the caller must schedule the hop to the event loop, or nil
-    /// when the connection is closed. A close frame is the last frame taken: appends after it
-    /// fail, and senders waiting for room resume with false.
-    package func append(_ frame: WebSocketOutbound, compress: Bool = true) -> Bool? {
-        let (result, waiters) = state.withLockedValue { s -> (Bool?, [CheckedContinuation<Bool, Never>]) in
-            if s.closed { return (nil, []) }
+    /// Appends a frame, under one lock: `.queuedMustHop` when the caller must schedule the hop to
+    /// the event loop, `.queued` when one is on its way (or the queue is paused), `.closed` when
+    /// the connection is closed. `bounded`: refuse with `.full`, appending nothing, while
+    /// `capacity` frames wait (a socket's send, which then waits for room). A close frame is the
+    /// last frame taken: appends after it fail, and senders waiting for room resume with false.
+    package func append(_ frame: WebSocketOutbound, compress: Bool = true, bounded: Bool = false) -> Admission {
+        let (result, waiters) = state.withLockedValue { s -> (Admission, [CheckedContinuation<Bool, Never>]) in
+            if s.closed { return (.closed, []) }
+            if bounded && s.frames.count >= capacity { return (.full, []) }
             s.frames.append((frame, compress))
             var waiters: [CheckedContinuation<Bool, Never>] = []
             if case .close = frame {
@@ -63,34 +66,21 @@ package final class OutboundQueue: Sendable {
                 waiters = s.waiters
                 s.waiters.removeAll()
             }
-            if s.hopScheduled || s.paused { return (false, waiters) }
+            if s.hopScheduled || s.paused { return (.queued, waiters) }
             s.hopScheduled = true
-            return (true, waiters)
+            return (.queuedMustHop, waiters)
         }
         for w in waiters { w.resume(returning: false) }
         return result
     }
 
-    /// Appends a frame if fewer than `capacity` frames wait (one lock for the check and the
-    /// append: this is every send's path in the channel layer).
-    package func appendIfRoom(_ frame: WebSocketOutbound, compress: Bool) -> Admission {
-        state.withLockedValue { s in
-            if s.closed { return .closed }
-            if s.frames.count >= capacity { return .full }
-            s.frames.append((frame, compress))
-            if s.hopScheduled || s.paused { return .queued }
-            s.hopScheduled = true
-            return .queuedMustHop
-        }
-    }
-
-    /// What ``appendIfRoom(_:compress:)`` did.
+    /// What ``append(_:compress:bounded:)`` did.
     package enum Admission {
         /// Appended; a hop to the event loop is already on its way (or the queue is paused).
         case queued
         /// Appended; the caller must schedule the hop to the event loop.
         case queuedMustHop
-        /// Not appended: `capacity` frames wait.
+        /// Not appended: `capacity` frames wait (only when bounded).
         case full
         /// Not appended: the connection is closed.
         case closed

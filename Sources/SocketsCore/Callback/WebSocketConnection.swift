@@ -107,29 +107,13 @@ public struct WebSocketSender: Sendable {
         case .text(let b): .text(b)
         case .binary(let b): .binary(b)
         }
-        return enqueue(frame, compress: compress) ? .sent : .closed
+        return enqueue(frame, compress: compress) == .queued ? .sent : .closed
     }
 
     /// Starts the close handshake after what was queued before.
     public func close(_ code: CloseCode = .normalClosure, reason: String = "") {
         _ = enqueue(.close(code, reason: reason), compress: false)
     }
-
-    /// Queues a frame if fewer than the queue's capacity wait (one lock for the check and the
-    /// append): `.queued`, `.full` (``waitForRoom()``, then again) or `.closed`.
-    package func enqueueIfRoom(_ frame: WebSocketOutbound, compress: Bool) -> Admission {
-        switch queue.appendIfRoom(frame, compress: compress) {
-        case .queued: return .queued
-        case .queuedMustHop:
-            loop.eventLoop.execute(drain)
-            return .queued
-        case .full: return .full
-        case .closed: return .closed
-        }
-    }
-
-    /// What ``enqueueIfRoom(_:compress:)`` did.
-    package enum Admission { case queued, full, closed }
 
     /// The queue's capacity is reached: suspends until there is room; false once closed.
     package nonisolated(nonsending) func waitForRoom() async -> Bool { await queue.waitForRoom() }
@@ -147,11 +131,14 @@ public struct WebSocketSender: Sendable {
         loop.eventLoop.execute { loop.value.applicationCaughtUp(context: context.value) }
     }
 
-    /// Queues a frame; false when the connection is closed.
-    package func enqueue(_ frame: WebSocketOutbound, compress: Bool) -> Bool {
-        guard let mustHop = queue.append(frame, compress: compress) else { return false }
-        if mustHop { loop.eventLoop.execute(drain) }
-        return true
+    /// Queues a frame and schedules the event loop's drain if none is on its way: `.queued`, or
+    /// `.closed`; when `bounded`, `.full` while the queue's capacity of frames wait (then
+    /// ``waitForRoom()``, and again).
+    package func enqueue(_ frame: WebSocketOutbound, compress: Bool, bounded: Bool = false) -> OutboundQueue.Admission {
+        let admission = queue.append(frame, compress: compress, bounded: bounded)
+        guard admission == .queuedMustHop else { return admission }
+        loop.eventLoop.execute(drain)
+        return .queued
     }
 }
 
